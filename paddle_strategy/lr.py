@@ -1,0 +1,73 @@
+"""One Paddle LRScheduler over a pure schedule, which also applies gradual unfreezing."""
+from __future__ import annotations
+
+import paddle
+
+
+class StrategyLR(paddle.optimizer.lr.LRScheduler):
+    """`schedule(step) -> lr` as a paddle LRScheduler, stepped once per optimizer update.
+
+    `last_epoch` counts updates done (Paddle's name for it). When `unfreeze` is given — a list of
+    (parameters, first trainable epoch) — each step also sets which parameters train in epoch
+    `last_epoch // steps_per_epoch`; a parameter that changes state has its gradient dropped, so nothing
+    stale is applied after it unfreezes. The state dict is the step count, so restoring it restores both
+    the learning rate and which blocks are frozen.
+
+    `block_names` and `block_multipliers` describe the discriminative blocks (block 0 at the output) for
+    logging and plots; `block_lrs()` gives each block's current learning rate.
+    """
+
+    def __init__(self, schedule, *, unfreeze=(), steps_per_epoch=None, block_names=(),
+                 block_multipliers=(), description=""):
+        self.schedule = schedule
+        self.unfreeze = [(list(params), int(epoch)) for params, epoch in unfreeze]
+        self.steps_per_epoch = steps_per_epoch
+        self.block_names = [list(b) for b in block_names]
+        self.block_multipliers = list(block_multipliers)
+        self.description = description
+        self._applied_epoch = None
+        super().__init__(learning_rate=schedule(0), last_epoch=-1)
+
+    def get_lr(self):
+        return float(self.schedule(self.last_epoch))
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of update `step` (0-based), without moving the scheduler."""
+        return float(self.schedule(step))
+
+    def epoch(self) -> int:
+        """The training epoch of the next update (0 when no steps_per_epoch was given)."""
+        return self.last_epoch // self.steps_per_epoch if self.steps_per_epoch else 0
+
+    def block_lrs(self):
+        return [self.last_lr * m for m in self.block_multipliers]
+
+    def frozen_parameters(self, epoch=None):
+        """The parameters gradual unfreezing holds frozen in `epoch` (default: the current one)."""
+        epoch = self.epoch() if epoch is None else epoch
+        return [p for params, first in self.unfreeze if epoch < first for p in params]
+
+    def step(self, epoch=None):
+        super().step(epoch)
+        self._apply_unfreeze()
+
+    def set_state_dict(self, state_dict):
+        super().set_state_dict(state_dict)
+        self.last_lr = self.get_lr()
+        self._apply_unfreeze()
+
+    set_dict = set_state_dict
+
+    def _apply_unfreeze(self):
+        if not self.unfreeze:
+            return
+        epoch = self.epoch()
+        if epoch == self._applied_epoch:
+            return
+        self._applied_epoch = epoch
+        for params, first in self.unfreeze:
+            frozen = epoch < first
+            for p in params:
+                if p.stop_gradient != frozen:
+                    p.stop_gradient = frozen
+                    p.clear_gradient(False)  # clear_grad() skips frozen parameters: drop it here

@@ -1,0 +1,134 @@
+"""Resolve optimizer names, check their arguments, and construct stock Paddle optimizers."""
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import paddle
+
+from ._checks import did_you_mean
+
+# Every paddle.optimizer optimizer, by lower-case name.
+OPTIMIZERS = {
+    name.lower(): cls
+    for name, cls in vars(paddle.optimizer).items()
+    if inspect.isclass(cls) and issubclass(cls, paddle.optimizer.Optimizer)
+    and cls is not paddle.optimizer.Optimizer
+}
+
+# PaddleHub 1.x optimizer names that Paddle 3 no longer has, and what to use instead.
+_GONE = {
+    "decayedadagrad": "Paddle 3 has no DecayedAdagrad; use 'adagrad' (or 'rmsprop', whose rho is the decay).",
+    "ftrl": "Paddle 3 has no FTRL optimizer; use 'adagrad' or 'adam'.",
+    "larsmomentum": "Paddle 3 has no LarsMomentum in paddle.optimizer; use 'momentum', or 'lamb' for "
+                    "layer-wise adaptive rates.",
+    "lbfgs": "LBFGS needs a closure at every step(), which a strategy's training loop does not give; "
+             "use 'adam' or 'sgd'.",
+}
+
+# Arguments the strategy sets itself: passing them as optimizer kwargs would fight it.
+_MANAGED = {
+    "learning_rate": "set learning_rate= on the strategy (the schedule is built from it)",
+    "parameters": "build(model) takes the model's trainable parameters",
+    "weight_decay": "use regularization={'weight_decay': ...} (decoupled) or {'L2': ...}",
+    "grad_clip": "use clip={'GlobalNorm': ...} or clip={'Norm': ...}",
+    "apply_decay_param_fun": "decoupled weight decay skips biases and normalization parameters by itself",
+    "lr_ratio": "use scheduler={'discriminative': ...} for per-block learning rates",
+    "exclude_from_weight_decay_fn": "decoupled weight decay skips biases and normalization parameters",
+}
+
+
+def resolve(optimizer_name) -> type:
+    """The paddle.optimizer class for a case-insensitive name, or a ValueError/TypeError saying why not."""
+    if not isinstance(optimizer_name, str):
+        raise TypeError(f"optimizer_name must be a string, got {optimizer_name!r}.")
+    key = optimizer_name.lower()
+    if key in _GONE:
+        raise ValueError(f"optimizer_name={optimizer_name!r} is not available: {_GONE[key]}")
+    if key not in OPTIMIZERS:
+        valid = sorted(n for n in OPTIMIZERS if n not in _GONE)
+        raise ValueError(f"optimizer_name={optimizer_name!r} is not a paddle.optimizer optimizer. Valid names "
+                         f"(case-insensitive): {', '.join(valid)}.{did_you_mean(key, valid)}")
+    return OPTIMIZERS[key]
+
+
+def check_kwargs(cls, kwargs: dict) -> None:
+    """Refuse kwargs the optimizer does not take, those the strategy manages, and bad values."""
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name")]
+    for key in kwargs:
+        if key in _MANAGED:
+            raise ValueError(f"optimizer argument {key}={kwargs[key]!r} is set by the strategy: "
+                             f"{_MANAGED[key]}.")
+        if key not in allowed:
+            choices = [p for p in allowed if p not in _MANAGED]
+            raise ValueError(f"optimizer argument {key!r} is not accepted by paddle.optimizer.{cls.__name__}; "
+                             f"it takes: {', '.join(choices)}.{did_you_mean(key, choices)}")
+    # Let Paddle judge the values now, on a throw-away parameter, rather than when training starts.
+    probe = paddle.create_parameter([1], "float32")
+    try:
+        cls(learning_rate=1e-3, parameters=[probe], **kwargs)
+    except Exception as exc:
+        raise ValueError(f"paddle.optimizer.{cls.__name__} rejected the arguments {kwargs}: {exc}") from None
+
+
+class _DecoupledWeightDecay:
+    """Mixin for optimizers without a built-in decoupled decay: w <- w - wd * lr_t * multiplier * w.
+
+    Applied to the parameters that get an update this step, from their value before the update, as AdamW
+    (and PaddleHub 1.x's AdamWeightDecayStrategy) do.
+    """
+
+    _ps_weight_decay = 0.0
+    _ps_decay_params = ()
+
+    def step(self):
+        lr = self.get_lr()
+        with paddle.no_grad():
+            for p in self._ps_decay_params:
+                if p.stop_gradient or p._grad_ivar() is None:
+                    continue
+                mult = p.optimize_attr.get("learning_rate", 1.0)
+                p.scale_(1.0 - self._ps_weight_decay * lr * mult)
+        super().step()
+
+
+def make_optimizer(cls, learning_rate, parameters, *, weight_decay, decay_params, grad_clip, kwargs):
+    """Construct `cls` over `parameters`; decoupled weight decay `weight_decay` on `decay_params` only."""
+    kwargs = dict(kwargs)
+    if cls is paddle.optimizer.Rprop:
+        warnings.warn("Paddle's Rprop adapts each step size itself and ignores the global learning rate: the "
+                      "strategy's schedule has no effect on its updates (block freezing still applies).",
+                      stacklevel=3)
+        learning_rate = float(learning_rate())
+    if cls is paddle.optimizer.Lamb:
+        kwargs.setdefault("lamb_weight_decay", 0.0)  # decay comes from regularization['weight_decay']
+    if weight_decay and cls in (paddle.optimizer.Adam, paddle.optimizer.AdamW):
+        decay_names = {p.name for p in decay_params}
+        return paddle.optimizer.AdamW(learning_rate=learning_rate, parameters=parameters,
+                                      weight_decay=weight_decay, grad_clip=grad_clip,
+                                      apply_decay_param_fun=decay_names.__contains__, **kwargs)
+    if cls is paddle.optimizer.AdamW:
+        kwargs.setdefault("weight_decay", 0.0)
+    if weight_decay:
+        cls = type(cls.__name__, (_DecoupledWeightDecay, cls), {"__module__": __name__})
+    opt = cls(learning_rate=learning_rate, parameters=parameters, grad_clip=grad_clip, **kwargs)
+    if weight_decay:
+        opt._ps_weight_decay = float(weight_decay)
+        opt._ps_decay_params = list(decay_params)
+    return opt
+
+
+def create_all_accumulators(optimizer, parameters) -> None:
+    """Create every parameter's optimizer state now, as the lazy path would on its first update.
+
+    Adam-style optimizers create a parameter's moments on its first gradient; a checkpoint saved while a
+    block is still frozen then lacks them, and loading it fails when that block unfreezes.
+    """
+    create = getattr(optimizer, "_create_accumulators", None)
+    if create is None:
+        return
+    block = paddle.static.default_main_program().global_block()
+    try:
+        create(block, [p for p in parameters])
+    except (NotImplementedError, TypeError, AttributeError):
+        pass  # optimizers without accumulators of their own

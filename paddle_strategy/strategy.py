@@ -1,0 +1,403 @@
+"""CombinedStrategy and the PaddleHub 1.x presets, built into a stock Paddle optimizer + LR scheduler.
+
+A strategy is a plain, validated description (no model, no tensors). `build(model, ...)` turns it into
+  - per-parameter LR multipliers (discriminative fine-tuning), in `p.optimize_attr['learning_rate']`;
+  - L2 / L2-SP as per-parameter regularizers (applied after clipping, before the update);
+  - decoupled weight decay (AdamW for Adam, a thin step() wrapper for the other optimizers);
+  - one global-norm or per-tensor clip;
+  - a `StrategyLR` scheduler over a pure schedule that also applies gradual unfreezing,
+so any loop that calls `optimizer.step()` and `lr_scheduler.step()` once per batch gets all of it.
+"""
+from __future__ import annotations
+
+import functools
+
+import paddle
+
+from . import schedules
+from ._checks import check_number, did_you_mean, merge_dict
+from .blocks import _depths, blocks_from_depths
+from .lr import StrategyLR
+from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
+from .regularizers import L2, L2SP, decay_excluded
+
+__all__ = ["CombinedStrategy", "AdamWeightDecayStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy",
+           "ULMFiTStrategy", "DEFAULT_SCHEDULER", "DEFAULT_REGULARIZATION", "DEFAULT_CLIP"]
+
+DEFAULT_SCHEDULER = {
+    "warmup": 0.0,
+    "linear_decay": {"start_point": 1.0, "end_learning_rate": 0.0},
+    "noam_decay": False,
+    "discriminative": {"blocks": 0, "params_layer": None, "factor": 2.6},
+    "gradual_unfreeze": {"blocks": 0, "params_layer": None},
+    "slanted_triangle": {"cut_fraction": 0.0, "ratio": 32},
+}
+DEFAULT_REGULARIZATION = {"L2": 0.0, "L2SP": 0.0, "weight_decay": 0.0}
+DEFAULT_CLIP = {"GlobalNorm": 0.0, "Norm": 0.0}
+_BLOCK_KEYS = ("discriminative", "gradual_unfreeze")
+
+
+def _check_params_layer(where, value):
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise TypeError(f"{where} must be None or a non-empty dict {{structured parameter name: layer}}, "
+                        f"got {value!r}.")
+    for name, layer in value.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: keys must be structured parameter names (str), got {name!r}.")
+        check_number(f"{where}[{name!r}]", layer, integer=True)
+    return dict(value)
+
+
+def _check_scheduler(given):
+    if given is not None and not isinstance(given, dict):
+        raise TypeError(f"scheduler must be a dict, got {given!r} ({type(given).__name__}).")
+    given = dict(given or {})
+    for key in _BLOCK_KEYS:  # the seed writes "gradual_unfreeze": 3 for {"blocks": 3}
+        if isinstance(given.get(key), int) and not isinstance(given.get(key), bool):
+            given[key] = {"blocks": given[key]}
+    s = merge_dict("scheduler", DEFAULT_SCHEDULER, given, nested=("linear_decay", "discriminative",
+                                                                   "gradual_unfreeze", "slanted_triangle"))
+    for key in ("linear_decay", "discriminative", "gradual_unfreeze", "slanted_triangle"):
+        if not isinstance(s[key], dict):
+            raise TypeError(f"scheduler[{key!r}] must be a dict, got {s[key]!r}.")
+    s["warmup"] = check_number("scheduler['warmup']", s["warmup"], low=0, high=1, high_open=True)
+    ld = s["linear_decay"]
+    ld["start_point"] = check_number("scheduler['linear_decay']['start_point']", ld["start_point"], low=0, high=1)
+    ld["end_learning_rate"] = check_number("scheduler['linear_decay']['end_learning_rate']",
+                                           ld["end_learning_rate"], low=0)
+    if not isinstance(s["noam_decay"], bool):
+        raise TypeError(f"scheduler['noam_decay'] must be True or False, got {s['noam_decay']!r}.")
+    for key in _BLOCK_KEYS:
+        d = s[key]
+        d["blocks"] = check_number(f"scheduler[{key!r}]['blocks']", d["blocks"], low=0, integer=True)
+        d["params_layer"] = _check_params_layer(f"scheduler[{key!r}]['params_layer']", d["params_layer"])
+        if d["blocks"] and d["params_layer"]:
+            raise ValueError(f"scheduler[{key!r}] sets both blocks={d['blocks']} and params_layer: choose one "
+                             f"(blocks=0 to use params_layer).")
+    s["discriminative"]["factor"] = check_number("scheduler['discriminative']['factor']",
+                                                 s["discriminative"]["factor"], low=0, low_open=True)
+    st = s["slanted_triangle"]
+    st["cut_fraction"] = check_number("scheduler['slanted_triangle']['cut_fraction']", st["cut_fraction"],
+                                      low=0, high=1, high_open=True)
+    st["ratio"] = check_number("scheduler['slanted_triangle']['ratio']", st["ratio"], low=1)
+    if st["cut_fraction"] > 0:
+        clash = [k for k, on in (("warmup", s["warmup"] > 0), ("noam_decay", s["noam_decay"]),
+                                 ("linear_decay", ld["start_point"] < 1)) if on]
+        if clash:
+            raise ValueError(f"scheduler: slanted_triangle (cut_fraction={st['cut_fraction']}) is a whole "
+                             f"schedule and cannot be combined with {', '.join(clash)}; drop one of them.")
+    if s["noam_decay"]:
+        if ld["start_point"] < 1:
+            raise ValueError(f"scheduler: noam_decay cannot be combined with linear_decay "
+                             f"(start_point={ld['start_point']}); set start_point=1.0 or drop noam_decay.")
+        if s["warmup"] <= 0:
+            raise ValueError("scheduler: noam_decay needs warmup > 0 (it decays as sqrt(W / t) after W warmup "
+                             f"steps), got warmup={s['warmup']}.")
+    return s
+
+
+def _check_pairs(where, given, defaults):
+    merged = merge_dict(where, defaults, given)
+    return {k: check_number(f"{where}[{k!r}]", v, low=0) for k, v in merged.items()}
+
+
+class CombinedStrategy:
+    """PaddleHub 1.x's CombinedStrategy: one optimizer, a schedule, regularization and a clip.
+
+    scheduler (merged into DEFAULT_SCHEDULER; t = updates done, T = max_train_steps, W = floor(T*warmup)):
+      warmup            lr * t / W for t < W
+      linear_decay      {start_point, end_learning_rate}: peak from W to S = max(W, floor(T*start_point)),
+                        then end + (lr - end) * (T - t) / (T - S); start_point=1 means no decay
+      noam_decay        lr * sqrt(W / t) after warmup (needs warmup > 0)
+      slanted_triangle  {cut_fraction, ratio}: ULMFiT's slanted triangular LR (a whole schedule)
+      discriminative    {blocks, params_layer, factor}: block k (0 = output side) gets lr * factor**-k;
+                        or {name: layer} -> lr * factor**-(max_layer - layer)
+      gradual_unfreeze  {blocks, params_layer} or an int: in epoch e blocks 0..e train;
+                        or {name: layer} -> trains once layer >= max_layer - e
+    regularization: L2 (grad += c*w on pretrained parameters), L2SP (grad += c*(w - w0) on pretrained;
+      with both, L2 acts on the others), weight_decay (decoupled: w -= wd * lr_t * multiplier * w; biases
+      and normalization parameters are skipped).
+    clip: GlobalNorm (one norm over all trainable parameters) or Norm (per tensor).
+    optimizer_kwargs go to the paddle.optimizer class named by optimizer_name (case-insensitive).
+    """
+
+    def __init__(self, optimizer_name="adam", learning_rate=1e-4, scheduler=None, regularization=None,
+                 clip=None, **optimizer_kwargs):
+        self._optimizer_cls = resolve(optimizer_name)
+        self.optimizer_name = optimizer_name
+        self.learning_rate = check_number("learning_rate", learning_rate, low=0)
+        self.scheduler = _check_scheduler(scheduler)
+        self.regularization = _check_pairs("regularization", regularization, DEFAULT_REGULARIZATION)
+        self.clip = _check_pairs("clip", clip, DEFAULT_CLIP)
+        if self.clip["GlobalNorm"] > 0 and self.clip["Norm"] > 0:
+            raise ValueError(f"clip: GlobalNorm={self.clip['GlobalNorm']} and Norm={self.clip['Norm']} are both "
+                             f"set; choose one (the other 0).")
+        check_kwargs(self._optimizer_cls, optimizer_kwargs)
+        self.optimizer_kwargs = dict(optimizer_kwargs)
+
+    # ------------------------------------------------------------------------------------ description
+    def _settings(self):
+        kw = "".join(f", {k}={v!r}" for k, v in self.optimizer_kwargs.items())
+        return (f"CombinedStrategy(optimizer_name={self.optimizer_name!r}, learning_rate={self.learning_rate!r}, "
+                f"scheduler={self.scheduler!r}, regularization={self.regularization!r}, clip={self.clip!r}{kw})")
+
+    def __repr__(self):
+        return self._settings()
+
+    __str__ = __repr__
+
+    # ------------------------------------------------------------------------------------ schedule
+    def schedule(self, max_train_steps):
+        """The pure `step -> learning rate` function for a run of `max_train_steps` updates."""
+        T = check_number("max_train_steps", max_train_steps, low=1, integer=True)
+        s, lr = self.scheduler, self.learning_rate
+        st = s["slanted_triangle"]
+        if st["cut_fraction"] > 0:
+            cut = schedules.steps_for_fraction(T, st["cut_fraction"])
+            if cut < 1:
+                raise ValueError(f"slanted_triangle: cut_fraction={st['cut_fraction']} of max_train_steps={T} is "
+                                 f"{T * st['cut_fraction']:g} steps; the increase needs at least 1 "
+                                 f"(raise cut_fraction or train longer).")
+            return functools.partial(schedules.slanted_triangular, learning_rate=lr, total_steps=T,
+                                     cut_steps=cut, ratio=st["ratio"])
+        warmup_steps = schedules.steps_for_fraction(T, s["warmup"])
+        if s["noam_decay"]:
+            if warmup_steps < 1:
+                raise ValueError(f"noam_decay: warmup={s['warmup']} of max_train_steps={T} is 0 steps; "
+                                 f"noam needs at least 1 warmup step.")
+            return functools.partial(schedules.noam_decay, learning_rate=lr, warmup_steps=warmup_steps)
+        ld = s["linear_decay"]
+        return functools.partial(schedules.warmup_linear_decay, learning_rate=lr, total_steps=T,
+                                 warmup_steps=warmup_steps,
+                                 decay_start_step=schedules.steps_for_fraction(T, ld["start_point"]),
+                                 end_learning_rate=ld["end_learning_rate"])
+
+    # ------------------------------------------------------------------------------------ build
+    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None):
+        """Return (optimizer, lr_scheduler) for training `model` for `max_train_steps` updates.
+
+        sample_input: one batch as `model(...)` takes it (a tuple/list is spread as positional
+          arguments), used to trace the op graph for blocks. Without it, blocks follow the order in which
+          layers registered their parameters, with a warning.
+        pretrained: the parameters L2 / L2-SP act on: a sublayer, a list of parameters or structured
+          names, or a state_dict; default every trainable parameter.
+        steps_per_epoch: needed for gradual unfreezing (the epoch is step // steps_per_epoch).
+        Parameters already frozen (stop_gradient=True) are left out of the optimizer and of every block.
+        """
+        if not isinstance(model, paddle.nn.Layer):
+            raise TypeError(f"build: model must be a paddle.nn.Layer, got {type(model).__name__}.")
+        T = check_number("max_train_steps", max_train_steps, low=1, integer=True)
+        if steps_per_epoch is not None:
+            steps_per_epoch = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
+        s = self.scheduler
+        dis, frz = s["discriminative"], s["gradual_unfreeze"]
+        if (frz["blocks"] or frz["params_layer"]) and steps_per_epoch is None:
+            raise ValueError("build: gradual_unfreeze works per epoch and needs steps_per_epoch (got None).")
+        named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
+        if not named:
+            raise ValueError("build: the model has no trainable parameters (all have stop_gradient=True).")
+        schedule = self.schedule(T)
+
+        traced = {}
+
+        def blocks(n):
+            if not traced:
+                traced["depths"], traced["method"] = _depths(model, sample_input)
+            return blocks_from_depths(model, n, traced["depths"], traced["method"])
+
+        names = [n for n, _ in named]
+        multiplier = dict.fromkeys(names, 1.0)
+        block_names, block_mults = [names], [1.0]
+        if dis["blocks"]:
+            block_names = blocks(dis["blocks"])
+            block_mults = [dis["factor"] ** -k for k in range(len(block_names))]
+        elif dis["params_layer"]:
+            layers = _layer_map("discriminative", dis["params_layer"], model, names)
+            top = max(layers.values())
+            levels = sorted(set(layers.values()), reverse=True)
+            block_names = [[n for n in names if layers.get(n) == lv] for lv in levels]
+            block_mults = [(1.0 / dis["factor"]) ** (top - lv) for lv in levels]
+            rest = [n for n in names if n not in layers]
+            if rest:
+                block_names.insert(0, rest)
+                block_mults.insert(0, 1.0)
+        for group, mult in zip(block_names, block_mults):
+            for n in group:
+                multiplier[n] = mult
+
+        params = dict(named)
+        unfreeze = []
+        if frz["blocks"]:
+            unfreeze = [([params[n] for n in group], k) for k, group in enumerate(blocks(frz["blocks"]))]
+        elif frz["params_layer"]:
+            layers = _layer_map("gradual_unfreeze", frz["params_layer"], model, names)
+            top = max(layers.values())
+            unfreeze = [([params[n]], top - lv) for n, lv in layers.items()]
+
+        for n, p in named:
+            if not hasattr(p, "_ps_base_lr"):  # a ParamAttr learning_rate the user set stays a factor
+                p._ps_base_lr = p.optimize_attr.get("learning_rate", 1.0)
+                p._ps_base_regularizer = p.regularizer
+            p.optimize_attr["learning_rate"] = p._ps_base_lr * multiplier[n]
+            p.regularizer = p._ps_base_regularizer
+
+        reg = self.regularization
+        pre = _pretrained_names(pretrained, model, names)
+        for n, p in named:
+            if reg["L2SP"] and n in pre:
+                p.regularizer = L2SP(reg["L2SP"], p)
+            elif reg["L2"] and (n not in pre if reg["L2SP"] else n in pre):
+                p.regularizer = L2(reg["L2"])
+
+        skip = decay_excluded(model)
+        decay_params = [p for n, p in named if n not in skip]
+        if self.clip["GlobalNorm"]:
+            grad_clip = paddle.nn.ClipGradByGlobalNorm(self.clip["GlobalNorm"])
+        elif self.clip["Norm"]:
+            grad_clip = paddle.nn.ClipGradByNorm(self.clip["Norm"])
+        else:
+            grad_clip = None
+
+        lr_scheduler = StrategyLR(schedule, unfreeze=unfreeze, steps_per_epoch=steps_per_epoch,
+                                  block_names=block_names, block_multipliers=block_mults,
+                                  description=str(self))
+        optimizer = make_optimizer(self._optimizer_cls, lr_scheduler, [p for _, p in named],
+                                   weight_decay=reg["weight_decay"], decay_params=decay_params,
+                                   grad_clip=grad_clip, kwargs=self.optimizer_kwargs)
+        create_all_accumulators(optimizer, [p for _, p in named])
+        return optimizer, lr_scheduler
+
+
+def _check_names(where, given, names, all_names):
+    known = set(names)
+    for n in given:
+        if n not in known:
+            if n in all_names:
+                raise ValueError(f"{where}: parameter {n!r} is frozen (stop_gradient=True) and cannot be used.")
+            raise ValueError(f"{where}: {n!r} is not a parameter of the model.{did_you_mean(n, names)}")
+
+
+def _layer_map(key, params_layer, model, names):
+    _check_names(f"scheduler[{key!r}]['params_layer']", params_layer, names,
+                 {n for n, _ in model.named_parameters()})
+    return dict(params_layer)
+
+
+def _pretrained_names(pretrained, model, names):
+    if pretrained is None:
+        return set(names)
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    if isinstance(pretrained, paddle.nn.Layer):
+        items = list(pretrained.parameters())
+    elif isinstance(pretrained, dict):
+        items = list(pretrained)
+    elif isinstance(pretrained, (list, tuple, set)):
+        items = list(pretrained)
+    else:
+        raise TypeError(f"build: pretrained must be None, a sublayer, a list of parameters or names, or a "
+                        f"state_dict; got {type(pretrained).__name__}.")
+    found = set()
+    for item in items:
+        if isinstance(item, str):
+            _check_names("build(pretrained=...)", [item], names + list(by_id.values()), set())
+            found.add(item)
+        elif isinstance(item, paddle.Tensor) and id(item) in by_id:
+            found.add(by_id[id(item)])
+        else:
+            raise ValueError(f"build(pretrained=...): {getattr(item, 'name', item)!r} is not a parameter of "
+                             f"the model.")
+    return found
+
+
+# ---------------------------------------------------------------------------------------- presets
+class _Preset(CombinedStrategy):
+    _args = ()
+
+    def __repr__(self):
+        own = ", ".join(f"{k}={getattr(self, '_' + k)!r}" for k in self._args)
+        return f"{type(self).__name__}({own}) -> {self._settings()}"
+
+    __str__ = __repr__
+
+
+class AdamWeightDecayStrategy(_Preset):
+    """PaddleHub 1.x's BERT recipe: warmup, then linear (or noam) decay; decoupled weight decay that skips
+    biases and normalization parameters; global-norm clip 1.0.
+
+    lr_scheduler="linear_decay": lr * t / W for t < W, then lr * (T - t) / (T - W) down to 0 at T.
+    lr_scheduler="noam_decay":   lr * t / W for t < W, then lr * sqrt(W / t).   (W = floor(T * warmup_proportion))
+    """
+
+    _args = ("learning_rate", "lr_scheduler", "warmup_proportion", "weight_decay", "optimizer_name")
+
+    def __init__(self, learning_rate=1e-4, lr_scheduler="linear_decay", warmup_proportion=0.0,
+                 weight_decay=0.01, optimizer_name="adam"):
+        self._learning_rate, self._lr_scheduler = learning_rate, lr_scheduler
+        self._warmup_proportion, self._weight_decay = warmup_proportion, weight_decay
+        self._optimizer_name = optimizer_name
+        if lr_scheduler not in ("linear_decay", "noam_decay"):
+            raise ValueError(f"lr_scheduler={lr_scheduler!r} is not supported; use 'linear_decay' or "
+                             f"'noam_decay'.{did_you_mean(lr_scheduler, ['linear_decay', 'noam_decay'])}")
+        wp = check_number("warmup_proportion", warmup_proportion, low=0, high=1, high_open=True)
+        if lr_scheduler == "noam_decay":
+            if wp == 0:
+                raise ValueError("warmup_proportion=0 with lr_scheduler='noam_decay': noam decays as "
+                                 "sqrt(W / t) after W warmup steps and needs warmup_proportion > 0.")
+            scheduler = {"warmup": wp, "noam_decay": True}
+        else:
+            scheduler = {"warmup": wp, "linear_decay": {"start_point": wp, "end_learning_rate": 0.0}}
+        check_number("weight_decay", weight_decay, low=0)
+        super().__init__(optimizer_name=optimizer_name, learning_rate=learning_rate, scheduler=scheduler,
+                         regularization={"weight_decay": weight_decay}, clip={"GlobalNorm": 1.0})
+
+
+class DefaultFinetuneStrategy(_Preset):
+    """A constant learning rate and L2 (grad += c * w) on the pretrained parameters."""
+
+    _args = ("learning_rate", "optimizer_name", "regularization_coeff")
+
+    def __init__(self, learning_rate=1e-4, optimizer_name="adam", regularization_coeff=1e-3):
+        self._learning_rate, self._optimizer_name = learning_rate, optimizer_name
+        self._regularization_coeff = regularization_coeff
+        check_number("regularization_coeff", regularization_coeff, low=0)
+        super().__init__(optimizer_name=optimizer_name, learning_rate=learning_rate,
+                         regularization={"L2": regularization_coeff})
+
+
+class L2SPFinetuneStrategy(_Preset):
+    """A constant learning rate and L2-SP (grad += c * (w - w0)) towards the pretrained weights."""
+
+    _args = ("learning_rate", "optimizer_name", "regularization_coeff")
+
+    def __init__(self, learning_rate=1e-4, optimizer_name="adam", regularization_coeff=1e-3):
+        self._learning_rate, self._optimizer_name = learning_rate, optimizer_name
+        self._regularization_coeff = regularization_coeff
+        check_number("regularization_coeff", regularization_coeff, low=0)
+        super().__init__(optimizer_name=optimizer_name, learning_rate=learning_rate,
+                         regularization={"L2SP": regularization_coeff})
+
+
+class ULMFiTStrategy(_Preset):
+    """ULMFiT (Howard & Ruder 2018): slanted triangular LR, discriminative fine-tuning (block k at
+    lr * factor**-k) and gradual unfreezing (one more block per epoch).
+
+    dis_params_layer / frz_params_layer ({structured name: layer}) replace dis_blocks / frz_blocks when given.
+    """
+
+    _args = ("learning_rate", "optimizer_name", "cut_fraction", "ratio", "dis_blocks", "factor", "frz_blocks",
+             "dis_params_layer", "frz_params_layer")
+
+    def __init__(self, learning_rate=1e-4, optimizer_name="adam", cut_fraction=0.1, ratio=32, dis_blocks=3,
+                 factor=2.6, frz_blocks=3, dis_params_layer=None, frz_params_layer=None):
+        for k in self._args:
+            setattr(self, "_" + k, locals()[k])
+        scheduler = {
+            "slanted_triangle": {"cut_fraction": cut_fraction, "ratio": ratio},
+            "discriminative": {"blocks": 0 if dis_params_layer else dis_blocks,
+                               "params_layer": dis_params_layer, "factor": factor},
+            "gradual_unfreeze": {"blocks": 0 if frz_params_layer else frz_blocks,
+                                 "params_layer": frz_params_layer},
+        }
+        super().__init__(optimizer_name=optimizer_name, learning_rate=learning_rate, scheduler=scheduler)
