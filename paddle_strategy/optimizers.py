@@ -63,12 +63,34 @@ def check_kwargs(cls, kwargs: dict) -> None:
             choices = [p for p in allowed if p not in _MANAGED]
             raise ValueError(f"optimizer argument {key!r} is not accepted by paddle.optimizer.{cls.__name__}; "
                              f"it takes: {', '.join(choices)}.{did_you_mean(key, choices)}")
+        _check_annotation(cls, key, kwargs[key])
     # Let Paddle judge the values now, on a throw-away parameter, rather than when training starts.
     probe = paddle.create_parameter([1], "float32")
     try:
         cls(learning_rate=1e-3, parameters=[probe], **kwargs)
     except Exception as exc:
         raise ValueError(f"paddle.optimizer.{cls.__name__} rejected the arguments {kwargs}: {exc}") from None
+
+
+_ANNOTATED = {"float": (int, float), "int": (int,), "bool": (bool,), "None": (type(None),), "str": (str,),
+              "Tensor": (paddle.Tensor,)}
+
+
+def _check_annotation(cls, key, value):
+    """Type-check a kwarg against Paddle's annotation where it is made only of simple types."""
+    note = inspect.signature(cls.__init__).parameters[key].annotation
+    if not isinstance(note, str):
+        return
+    parts = [t.strip() for t in note.split("|")]
+    if parts[0].startswith("tuple"):
+        allowed = (tuple, list)
+    elif all(t in _ANNOTATED for t in parts):
+        allowed = tuple(x for t in parts for x in _ANNOTATED[t])
+    else:
+        return
+    if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+        raise TypeError(f"optimizer argument {key}={value!r} for paddle.optimizer.{cls.__name__} must be "
+                        f"{note}, got {type(value).__name__}.")
 
 
 class _DecoupledWeightDecay:

@@ -21,12 +21,12 @@ def warmup_linear_decay(step: int, learning_rate: float, total_steps: int, warmu
     step < W:        lr * step / W
     W <= step < S:   lr                      (S = max(W, decay_start_step))
     S <= step < T:   end + (lr - end) * (T - step) / (T - S)
-    step >= T:       end
+    step >= T:       end   (but the peak stays for good when S >= T: no decay was asked for)
     """
     if step < warmup_steps:
         return learning_rate * step / warmup_steps
     decay_start = max(warmup_steps, decay_start_step)
-    if step < decay_start:
+    if step < decay_start or decay_start >= total_steps:  # S >= T: no decay at all, the peak stays
         return learning_rate
     if step >= total_steps:
         return end_learning_rate

