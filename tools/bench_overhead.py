@@ -213,6 +213,7 @@ def main(argv=None):
     if args.warmup < 3 and "ulmfit" in args.variants:
         ap.error("--warmup must be >= 3 so that gradual unfreezing is over before timing")
     paddle.set_device("cpu")
+    print(f"paddle_strategy from {os.path.dirname(ps.__file__)}")
     print(f"paddle {paddle.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print("step = forward + backward + opt.step() + opt.clear_grad() + lr.step() (plain AdamW: no scheduler)")
