@@ -2,9 +2,9 @@
 
 A strategy is a plain, validated description (no model, no tensors). `build(model, ...)` turns it into
   - per-parameter LR multipliers (discriminative fine-tuning), in `p.optimize_attr['learning_rate']`;
-  - L2 / L2-SP as per-parameter regularizers (applied after clipping, before the update);
+  - L2 / L2-SP (applied after clipping, before the update);
   - decoupled weight decay (AdamW for Adam, a thin step() wrapper for the other optimizers);
-  - one global-norm or per-tensor clip;
+  - one global-norm or per-tensor clip (clip and L2 / L2-SP both in place: regularizers.InPlaceClipRegularize);
   - a `StrategyLR` scheduler over a pure schedule that also applies gradual unfreezing,
 so any loop that calls `optimizer.step()` and `lr_scheduler.step()` once per batch gets all of it.
 """
@@ -19,7 +19,7 @@ from ._checks import check_number, did_you_mean, merge_dict
 from .blocks import _depths, blocks_from_depths
 from .lr import StrategyLR
 from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
-from .regularizers import L2, L2SP, decay_excluded
+from .regularizers import L2, L2SP, InPlaceClipRegularize, decay_excluded
 
 __all__ = ["CombinedStrategy", "AdamWeightDecayStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy",
            "ULMFiTStrategy", "DEFAULT_SCHEDULER", "DEFAULT_REGULARIZATION", "DEFAULT_CLIP"]
@@ -245,18 +245,21 @@ class CombinedStrategy:
 
         reg = self.regularization
         pre = _pretrained_names(pretrained, model, names)
+        regularizers = []
         for n, p in named:
+            p._ps_regularizer = None
             if reg["L2SP"] and n in pre:
-                p.regularizer = L2SP(reg["L2SP"], p)
+                p._ps_regularizer = L2SP(reg["L2SP"], p)
             elif reg["L2"] and (n not in pre if reg["L2SP"] else n in pre):
-                p.regularizer = L2(reg["L2"])
+                p._ps_regularizer = L2(reg["L2"])
+            if p._ps_regularizer is not None:  # replaces the parameter's own regularizer, as before
+                p.regularizer = None
+                regularizers.append((p, p._ps_regularizer))
 
         skip = decay_excluded(model)
         decay_params = [p for n, p in named if n not in skip]
-        if self.clip["GlobalNorm"]:
-            grad_clip = paddle.nn.ClipGradByGlobalNorm(self.clip["GlobalNorm"])
-        elif self.clip["Norm"]:
-            grad_clip = paddle.nn.ClipGradByNorm(self.clip["Norm"])
+        if self.clip["GlobalNorm"] or self.clip["Norm"] or regularizers:  # clip, then L2 / L2-SP, in place
+            grad_clip = InPlaceClipRegularize(self.clip["GlobalNorm"], self.clip["Norm"], regularizers)
         else:
             grad_clip = None
 
