@@ -4,6 +4,7 @@ from .lr import StrategyLR
 from .strategy import (AdamWeightDecayStrategy, CombinedStrategy, DefaultFinetuneStrategy,
                        L2SPFinetuneStrategy, ULMFiTStrategy)
 from .trainer import CheckpointError, GlobalBatchSampler, RunConfig, Trainer
+from .checkpoints import load_weights
 from .compat import patch_paddlehub
 from .build import build_optimizer, build_strategy
 from .lr_find import LRFindResult, lr_find
@@ -15,6 +16,6 @@ __version__ = "0.1.0"
 
 __all__ = ["AdamWeightDecayStrategy", "CombinedStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy",
            "ULMFiTStrategy", "StrategyLR", "Blocks", "param_depths", "infer_blocks", "describe_blocks", "TraceCall",
-           "RunConfig", "Trainer", "CheckpointError", "GlobalBatchSampler", "patch_paddlehub", "build_optimizer",
+           "RunConfig", "Trainer", "CheckpointError", "load_weights", "GlobalBatchSampler", "patch_paddlehub", "build_optimizer",
            "build_strategy", "lr_find", "LRFindResult", "FitOneCycleStrategy", "FitFlatCosStrategy", "FitSGDRStrategy",
            "FineTuneStrategy", "freeze", "freeze_to", "unfreeze", "AdamWarmupStrategy"]

@@ -127,6 +127,29 @@ def _train_size(config):
     return len({"train": train, "dev": dev, "test": test}[ds["split"]])
 
 
+def checkpoint_location(g) -> dict:
+    """RunConfig's checkpoint_dir / resume_from for the Global section. Global.checkpoints names a step_<n>
+    checkpoint to resume from (the run continues in its directory) or a directory of them; a path that does
+    not exist or holds no checkpoint is refused, since the user asked to resume."""
+    path = g["checkpoints"]
+    if path is None:
+        return {"checkpoint_dir": g["save_model_dir"]}
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"Global.checkpoints must be a path, got {path!r}.")
+    path = os.path.normpath(path)
+    name = os.path.basename(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"Global.checkpoints: {path} does not exist (it names the checkpoint to resume from: a "
+                         f"step_<n> directory or the directory holding them; leave it empty to start afresh in "
+                         f"Global.save_model_dir).")
+    if name.startswith("step_") and name[5:].isdigit():
+        return {"checkpoint_dir": None, "resume_from": path}
+    if not any(n.startswith("step_") and n[5:].isdigit() for n in os.listdir(path)):
+        raise ValueError(f"Global.checkpoints: {path} holds no step_<n> checkpoint to resume from (leave "
+                         f"Global.checkpoints empty to start afresh in Global.save_model_dir).")
+    return {"checkpoint_dir": path}
+
+
 def build_model(config):
     arch = dict(config["Architecture"])
     loader_fn, _ = _architectures()[arch.pop("name")]
@@ -135,7 +158,8 @@ def build_model(config):
     if path:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Global.pretrained_model: {path} does not exist.")
-        missing, unexpected = model.set_state_dict(paddle.load(path)) or ([], [])
+        from .checkpoints import load_weights
+        missing, unexpected = model.set_state_dict(load_weights(path)) or ([], [])
         if missing or unexpected:
             raise ValueError(f"Global.pretrained_model: {path} does not fit the model (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]}).")
@@ -171,7 +195,7 @@ def build_trainer(config, *, model=None, tokenizer=None):
     eval_start, eval_every = g["eval_batch_step"] or (0, None)
     run = RunConfig(log_interval=g["print_batch_step"], eval_interval=eval_every,
                     save_ckpt_interval=None if g["save_epoch_step"] is None else g["save_epoch_step"] * spe,
-                    use_cuda=g["use_gpu"], checkpoint_dir=g["checkpoints"] or g["save_model_dir"],
+                    use_cuda=g["use_gpu"], **checkpoint_location(g),
                     num_epoch=g["epoch_num"], batch_size=loader["batch_size_per_card"], strategy=config["_strategy"],
                     seed=g["seed"], keep_checkpoints=g["keep_checkpoints"], num_workers=loader["num_workers"],
                     shuffle=loader["shuffle"], eval_start_step=eval_start)

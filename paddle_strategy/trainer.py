@@ -10,13 +10,10 @@ same script again with the same `checkpoint_dir` resumes from the newest intact 
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
 import os
-import pickle
-import random
 import shutil
 import sys
 import time
@@ -24,13 +21,14 @@ import time
 import numpy as np
 import paddle
 
+from . import checkpoints as ckpt
 from ._checks import check_number
 from .blocks import TraceCall
+from .checkpoints import CheckpointError
 from .metrics import make_metrics
 
 __all__ = ["RunConfig", "Trainer", "CheckpointError"]
 
-_CKPT_FORMAT = 1
 _said_no_gpu = False
 
 
@@ -62,13 +60,15 @@ class RunConfig:
     use_pyreader and enable_memory_optim are accepted and ignored (a one-line notice when given).
     Keyword-only extras: seed (data order and dropout), keep_checkpoints (how many step checkpoints
     to keep), num_workers (DataLoader worker processes), shuffle (the training data each epoch),
-    eval_start_step (no periodic evaluation before this step; PP-OCR's eval_batch_step[0]).
+    eval_start_step (no periodic evaluation before this step; PP-OCR's eval_batch_step[0]), resume_from (a
+    step_<n> checkpoint directory to resume from; checkpoint_dir then defaults to its parent, and it must be
+    the newest checkpoint there, so two runs' checkpoints never mix).
     """
 
     def __init__(self, log_interval=10, eval_interval=100, use_pyreader=_Default(True), use_data_parallel=True,
                  save_ckpt_interval=None, use_cuda=True, checkpoint_dir=None, num_epoch=1, batch_size=32,
                  enable_memory_optim=_Default(False), strategy=None, *, seed=0, keep_checkpoints=3, num_workers=0,
-                 shuffle=True, eval_start_step=0):
+                 shuffle=True, eval_start_step=0, resume_from=None):
         for name, value in (("use_pyreader", use_pyreader), ("enable_memory_optim", enable_memory_optim)):
             if _given(value):
                 print(f"RunConfig: {name}={value!r} is accepted for PaddleHub 1.x compatibility and ignored "
@@ -90,6 +90,22 @@ class RunConfig:
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"RunConfig.{name} must be True or False, got {value!r}.")
         self.use_data_parallel, self.use_cuda, self.shuffle = bool(use_data_parallel), bool(use_cuda), bool(shuffle)
+        if resume_from is not None:
+            if not isinstance(resume_from, (str, os.PathLike)):
+                raise TypeError(f"RunConfig.resume_from must be a path, got {resume_from!r}.")
+            resume_from = os.path.normpath(os.fspath(resume_from))
+            if not os.path.isdir(resume_from):
+                raise ValueError(f"RunConfig.resume_from: {resume_from} is not a directory (expected a step_<n> "
+                                 f"checkpoint).")
+            if not (os.path.basename(resume_from).startswith("step_") and os.path.basename(resume_from)[5:].isdigit()):
+                raise ValueError(f"RunConfig.resume_from: {resume_from} is not a step_<n> checkpoint directory.")
+            parent = os.path.dirname(resume_from) or "."
+            if checkpoint_dir is None:
+                checkpoint_dir = parent
+            elif os.path.realpath(checkpoint_dir) != os.path.realpath(parent):
+                raise ValueError(f"RunConfig.resume_from={resume_from} is not inside checkpoint_dir={checkpoint_dir}; "
+                                 f"the run continues where its checkpoint lives.")
+        self.resume_from = resume_from
         if checkpoint_dir is None:
             checkpoint_dir = "ckpt_" + time.strftime("%Y%m%d%H%M%S")
         if not isinstance(checkpoint_dir, (str, os.PathLike)):
@@ -106,12 +122,8 @@ class RunConfig:
     def __repr__(self):
         keys = ("log_interval", "eval_interval", "use_data_parallel", "save_ckpt_interval", "use_cuda",
                 "checkpoint_dir", "num_epoch", "batch_size", "strategy", "seed", "keep_checkpoints", "num_workers",
-                "shuffle", "eval_start_step")
+                "shuffle", "eval_start_step", "resume_from")
         return "RunConfig(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in keys) + ")"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used for this run (another model, strategy or data)."""
 
 
 # ---------------------------------------------------------------------------------------------- data order
@@ -217,65 +229,6 @@ def _numpy(x):
     return x.numpy() if isinstance(x, paddle.Tensor) else np.asarray(x)
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic_dir(final, write):
-    """Write a directory's files with `write(tmp_dir)`, add MANIFEST.json (sizes, SHA-256), then rename."""
-    parent = os.path.dirname(final) or "."
-    tmp = os.path.join(parent, f".tmp-{os.path.basename(final)}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    write(tmp)
-    manifest = {}
-    for name in sorted(os.listdir(tmp)):
-        path = os.path.join(tmp, name)
-        _fsync(path)
-        manifest[name] = {"size": os.path.getsize(path), "sha256": _sha256(path)}
-    with open(os.path.join(tmp, "MANIFEST.json"), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    if os.path.exists(final):
-        old = final + f".old-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-def _verify_dir(path):
-    """None if every file in the manifest is present with its size and digest, else what is wrong."""
-    try:
-        with open(os.path.join(path, "MANIFEST.json"), encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as exc:
-        return f"no readable MANIFEST.json ({type(exc).__name__})"
-    for name, want in manifest.items():
-        file = os.path.join(path, name)
-        if not os.path.isfile(file):
-            return f"{name} is missing"
-        if os.path.getsize(file) != want["size"]:
-            return f"{name} has {os.path.getsize(file)} bytes, expected {want['size']}"
-        if _sha256(file) != want["sha256"]:
-            return f"{name} does not match its SHA-256 digest"
-    return None
-
-
 # ---------------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Train `model` with `config.strategy`.
@@ -313,6 +266,9 @@ class Trainer:
                                 f"got {type(ds).__name__}.")
         if train_dataset is not None and len(train_dataset) == 0:
             raise ValueError("Trainer: train_dataset is empty.")
+        if eval_dataset is not None and len(eval_dataset) == 0:
+            raise ValueError("Trainer: eval_dataset is empty (evaluation would give a NaN loss and pick the best "
+                             "model from nothing); give samples or eval_dataset=None.")
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.loss_fn, self.collate_fn, self.pretrained = loss_fn, collate_fn, pretrained
         self.eval_batch_size = config.batch_size if eval_batch_size is None else check_number(
@@ -344,6 +300,8 @@ class Trainer:
         self.lengths = lengths
         self._vdl = None
         self._log_file = None
+        self._lock = None
+        self._verified, self._reported = {}, set()  # checkpoint name -> (manifest mtime, problem); said damaged
         if train_dataset is not None:
             self._setup_training()
 
@@ -383,9 +341,8 @@ class Trainer:
 
     def _make_fingerprint(self):
         cfg = self.config
-        return {"format": _CKPT_FORMAT,
-                "parameters": [[n, list(p.shape), str(p.dtype)] for n, p in self.model.named_parameters()],
-                "strategy": str(cfg.strategy),
+        return {"parameters": [[n, list(p.shape), str(p.dtype)] for n, p in self.model.named_parameters()],
+                "strategy": ckpt.describe(cfg.strategy),
                 "data": {"train_samples": len(self.train_dataset), "batch_size": cfg.batch_size,
                          "processes": self.nranks, "num_epoch": cfg.num_epoch, "seed": cfg.seed,
                          "shuffle": cfg.shuffle, "grouped_by_length": self.lengths is not None}}
@@ -462,21 +419,44 @@ class Trainer:
             if g is not None:
                 paddle.assign(flat[offset:offset + n].reshape(g.shape).astype(g.dtype), output=g)
             offset += n
-        return float(flat[-1])
+        loss_and_sum = paddle.stack([flat[-1], paddle.sum(flat[:-1])]).numpy()  # every rank sees the same values
+        return float(loss_and_sum[0]), float(loss_and_sum[1])
+
+    def _loss_and_gradient_sum(self, loss):
+        """(loss, sum of every gradient element) with one device-to-host copy. The sum is finite exactly when
+        every gradient is (unless finite values overflow float32, which _first_nonfinite_gradient sorts out)."""
+        grads = [p.grad for _, p in self._trainable if not p.stop_gradient and p.grad is not None]
+        total = paddle.add_n([paddle.sum(g).astype("float32") for g in grads]) if grads else paddle.zeros([])
+        values = paddle.stack([loss.reshape([]).astype("float32"), total.reshape([])]).numpy()
+        return float(values[0]), float(values[1])
+
+    def _first_nonfinite_gradient(self):
+        for name, p in self._trainable:
+            if not p.stop_gradient and p.grad is not None and not bool(paddle.isfinite(p.grad).all()):
+                return name
+        return None
+
+    def _stop(self, what, batch_idx):
+        self.optimizer.clear_grad()
+        last = self._latest_checkpoint_name()
+        raise FloatingPointError(
+            f"{what} at step {self.global_step + 1} (epoch {self.epoch}, batch {batch_idx}); training stopped "
+            f"before that update. "
+            + (f"The last good checkpoint, {last}, is intact." if last else "No checkpoint was written yet."))
 
     def _train_step(self, batch, batch_idx, metrics):
         loss, hub_metrics = self._forward_loss(batch, batch_idx, metrics)
         loss.backward()
-        value = float(loss)
         if self.nranks > 1:
-            value = self._all_reduce_grads(value)  # every rank sees the same (maybe non-finite) mean loss
+            value, grad_sum = self._all_reduce_grads(float(loss))
+        else:
+            value, grad_sum = self._loss_and_gradient_sum(loss)
         if not math.isfinite(value):
-            self.optimizer.clear_grad()
-            last = self._latest_checkpoint_name()
-            raise FloatingPointError(
-                f"loss is {value} at step {self.global_step + 1} (epoch {self.epoch}, batch {batch_idx}); "
-                f"training stopped before that update. "
-                + (f"The last good checkpoint, {last}, is intact." if last else "No checkpoint was written yet."))
+            self._stop(f"loss is {value}", batch_idx)
+        if not math.isfinite(grad_sum):  # e.g. relu(nan) = 0 hides a NaN input from the loss
+            bad = self._first_nonfinite_gradient()
+            if bad is not None:
+                self._stop(f"the gradient of parameter {bad!r} holds NaN or inf (loss {value:.6g})", batch_idx)
         lr = self.optimizer.get_lr()
         self.optimizer.step()
         self.optimizer.clear_grad()
@@ -499,8 +479,39 @@ class Trainer:
         cfg = self.config
         if do_eval and self.eval_dataset is None:
             raise ValueError("Trainer.finetune_and_eval: no eval_dataset was given.")
+        self._take_lock()
+        try:
+            return self._locked_run(do_eval)
+        finally:
+            self._release_lock()
+
+    def _take_lock(self):
+        """Lock checkpoint_dir (which also proves it writable) and tidy what a killed run left there, before
+        any step. Rank 0 alone writes; every rank learns whether it could."""
+        error = None
         if self.is_main:
-            os.makedirs(cfg.checkpoint_dir, exist_ok=True)
+            try:
+                self._lock = ckpt.DirLock(self.config.checkpoint_dir, "RunConfig.checkpoint_dir")
+                for line in ckpt.heal_dir(self.config.checkpoint_dir):
+                    self._say(f"[checkpoint] {line}")
+            except (OSError, CheckpointError) as exc:
+                error = exc
+        if self.nranks > 1:
+            flag = paddle.to_tensor([0 if error is None else 1], dtype="int32")
+            paddle.distributed.all_reduce(flag)
+            if error is None and int(flag.numpy().reshape(-1)[0]) > 0:
+                self._release_lock()
+                raise RuntimeError("rank 0 could not take RunConfig.checkpoint_dir (its error says why).")
+        if error is not None:
+            raise error
+
+    def _release_lock(self):
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _locked_run(self, do_eval):
+        cfg = self.config
         self._resume()
         if self.global_step == 0:  # a resumed run has its RNG streams from the checkpoint instead
             paddle.seed(cfg.seed + self.rank)
@@ -628,7 +639,7 @@ class Trainer:
     def _evaluate_and_keep_best(self):
         result = self.eval()
         name, value = self._main_metric(result)
-        better = self.best is None or (value < self.best["value"] if name == "loss" else value > self.best["value"])
+        better = _better(value, None if self.best is None else self.best["value"], lower=name == "loss")
         record = {"step": self.global_step, "epoch": self.epoch, **result}
         self.history.append(record)
         self._say(f"[eval] step {self.global_step} " + " ".join(f"{k} {v:.4f}" for k, v in result.items())
@@ -639,13 +650,15 @@ class Trainer:
         if better:
             self.best = {"step": self.global_step, "metric": name, "value": value, "eval": result}
             if self.is_main:
-                state = self.model.state_dict()
+                final = os.path.join(self.config.checkpoint_dir, "best_model")
+                self._check_parameters_finite(final)
+                state = {k: v.numpy() for k, v in self.model.state_dict().items()}
 
                 def write(tmp):
-                    paddle.save(state, os.path.join(tmp, "model.pdparams"))
+                    ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), state)
                     with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
                         json.dump(self.best, f, indent=1)
-                _write_atomic_dir(os.path.join(self.config.checkpoint_dir, "best_model"), write)
+                ckpt.write_atomic_dir(final, write)
         return result
 
     def predict(self, dataset, batch_size=None, has_label=None):
@@ -691,90 +704,136 @@ class Trainer:
                 "history": list(self.history), "checkpoint": self._latest_checkpoint_name()}
 
     # ------------------------------------------------------------------------------------------ checkpoints
-    def _checkpoint_names(self):
+    def _checkpoint_files(self):
+        """The files a checkpoint of this run needs (each must be listed in its manifest)."""
+        return ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] + [
+            f"rng_{r}.json" for r in range(self.nranks)]
+
+    def _step_names(self):
+        """step_<n> folder names in checkpoint_dir, newest first (intact or not)."""
         d = self.config.checkpoint_dir
         if not os.path.isdir(d):
             return []
-        names = [n for n in os.listdir(d) if n.startswith("step_") and n[5:].isdigit()]
+        names = [n for n in os.listdir(d) if n.startswith("step_") and n[5:].isdigit()
+                 and os.path.isdir(os.path.join(d, n))]
         return sorted(names, key=lambda n: int(n[5:]), reverse=True)
 
+    def _problem(self, name):
+        """None if checkpoint `name` is intact, else what is wrong (each folder is hashed once per process,
+        again only if its manifest changed)."""
+        path = os.path.join(self.config.checkpoint_dir, name)
+        try:
+            key = os.stat(os.path.join(path, "MANIFEST.json")).st_mtime_ns
+        except OSError:
+            key = None
+        cached = self._verified.get(name)
+        if cached is not None and cached[0] == key and key is not None:
+            return cached[1]
+        problem = ckpt.verify_dir(path)
+        if problem is None:
+            missing = [f for f in self._checkpoint_files() if not os.path.isfile(os.path.join(path, f))]
+            if os.path.isfile(os.path.join(path, "optimizer.pkl")) or os.path.isfile(os.path.join(path, "rng_0.pkl")):
+                problem = "old format"
+            elif missing:
+                problem = f"MANIFEST.json does not list {missing[0]}"
+        self._verified[name] = (key, problem)
+        return problem
+
+    def _intact_names(self):
+        return [n for n in self._step_names() if self._problem(n) is None]
+
     def _latest_checkpoint_name(self):
-        names = self._checkpoint_names()
+        names = self._intact_names()
         return os.path.join(self.config.checkpoint_dir, names[0]) if names else None
 
+    def _prune(self):
+        """Keep the newest keep_checkpoints intact checkpoints; damaged folders neither count nor get removed
+        (they are reported once), so they can never push an intact checkpoint out."""
+        intact = self._intact_names()
+        for old in intact[self.config.keep_checkpoints:]:
+            shutil.rmtree(os.path.join(self.config.checkpoint_dir, old), ignore_errors=True)
+            self._verified.pop(old, None)
+        for name in self._step_names():
+            problem = self._problem(name)
+            if problem is not None and name not in self._reported:
+                self._reported.add(name)
+                self._say(f"[checkpoint] {os.path.join(self.config.checkpoint_dir, name)} is damaged ({problem}); "
+                          f"it is not counted among the {self.config.keep_checkpoints} kept and is left in place.")
+
     def _optimizer_state(self):
-        """The optimizer's state keyed by structured parameter names (Paddle's own keys depend on creation
-        order and on how many optimizers this process made)."""
+        """The optimizer's accumulators as {"<structured name>/<accumulator>": array} (Paddle's own keys depend
+        on creation order and on how many optimizers this process made)."""
         by_name = {p.name: n for n, p in self.model.named_parameters()}
-        accumulators = {}
+        arrays = {}
         for acc, per_param in self.optimizer._accumulators.items():
             for pname, var in per_param.items():
                 if pname in by_name:
-                    accumulators.setdefault(by_name[pname], {})[acc] = var.numpy()
-        return {"accumulators": accumulators, "LR_Scheduler": self.lr_scheduler.state_dict()}
+                    arrays[f"{by_name[pname]}/{acc}"] = var.numpy()
+        return arrays
 
-    def _load_optimizer_state(self, state):
+    def _load_optimizer_state(self, arrays, scheduler_state):
         by_name = {p.name: n for n, p in self.model.named_parameters()}
-        flat = {"LR_Scheduler": state["LR_Scheduler"]}
+        flat = {"LR_Scheduler": scheduler_state}
         for acc, per_param in self.optimizer._accumulators.items():
             for pname, var in per_param.items():
-                structured = by_name.get(pname)
-                try:
-                    flat[var.name] = state["accumulators"][structured][acc]
-                except KeyError:
+                key = f"{by_name.get(pname)}/{acc}"
+                if key not in arrays:
                     raise CheckpointError(f"the checkpoint has no optimizer state {acc!r} for parameter "
-                                          f"{structured!r}: it was written by another optimizer.") from None
+                                          f"{by_name.get(pname)!r}: it was written by another optimizer.")
+                flat[var.name] = arrays[key]
         self.optimizer.set_state_dict(flat)
 
-    def _rng_state(self):
-        state = {"paddle": paddle.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-        if self.device.startswith("gpu"):
-            state["cuda"] = paddle.get_cuda_rng_state()
-        return state
+    def _check_parameters_finite(self, what):
+        name = ckpt.nonfinite((n, p.numpy()) for n, p in self.model.named_parameters())
+        if name is not None:
+            raise FloatingPointError(f"parameter {name!r} holds NaN or inf at step {self.global_step}; {what} was "
+                                     f"not written (the model is no longer usable).")
 
     def _save_checkpoint(self):
         cfg = self.config
         final = os.path.join(cfg.checkpoint_dir, f"step_{self.global_step:08d}")
-        staging = os.path.join(cfg.checkpoint_dir, f".rng-{self.global_step:08d}")
-        if self.nranks > 1:  # every rank's RNG streams, gathered through the shared directory
+        self._check_parameters_finite(f"checkpoint {final}")
+        rng = ckpt.rng_state(cuda=self.device.startswith("gpu"))
+        if self.nranks > 1:  # every rank's RNG streams, gathered through the shared directory as JSON
+            staging = os.path.join(cfg.checkpoint_dir, f".rng-{self.global_step:08d}")
             if self.is_main:
                 os.makedirs(staging, exist_ok=True)
             paddle.distributed.barrier()
-            with open(os.path.join(staging, f"rng_{self.rank}.pkl"), "wb") as f:
-                pickle.dump(self._rng_state(), f)
+            with open(os.path.join(staging, f"rng_{self.rank}.json"), "w", encoding="utf-8") as f:
+                json.dump(rng, f)
             paddle.distributed.barrier()
         if self.is_main:
-            model_state = self.model.state_dict()
+            model_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
             opt_state = self._optimizer_state()
-            state = {"fingerprint": self._fingerprint, "global_step": self.global_step, "epoch": self.epoch,
-                     "batch_in_epoch": self.batch_in_epoch, "best": self.best, "history": self.history,
+            state = {"format": ckpt.FORMAT, "fingerprint": self._fingerprint, "global_step": self.global_step,
+                     "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
+                     "history": self.history, "scheduler": self.lr_scheduler.state_dict(),
                      "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-            rng = self._rng_state()
 
             def write(tmp):
-                paddle.save(model_state, os.path.join(tmp, "model.pdparams"))
-                with open(os.path.join(tmp, "optimizer.pkl"), "wb") as f:
-                    pickle.dump(opt_state, f, protocol=4)
+                ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), model_state)
+                ckpt.save_tensors(os.path.join(tmp, "optimizer.safetensors"), opt_state)
                 with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
                     json.dump(state, f, indent=1)
                 if self.nranks > 1:
                     for r in range(self.nranks):
-                        shutil.copy(os.path.join(staging, f"rng_{r}.pkl"), os.path.join(tmp, f"rng_{r}.pkl"))
+                        shutil.copy(os.path.join(staging, f"rng_{r}.json"), os.path.join(tmp, f"rng_{r}.json"))
                 else:
-                    with open(os.path.join(tmp, "rng_0.pkl"), "wb") as f:
-                        pickle.dump(rng, f)
-            _write_atomic_dir(final, write)
-            shutil.rmtree(staging, ignore_errors=True)
-            for old in self._checkpoint_names()[cfg.keep_checkpoints:]:
-                shutil.rmtree(os.path.join(cfg.checkpoint_dir, old), ignore_errors=True)
+                    with open(os.path.join(tmp, "rng_0.json"), "w", encoding="utf-8") as f:
+                        json.dump(rng, f)
+            try:
+                ckpt.write_atomic_dir(final, write)
+            finally:
+                if self.nranks > 1:
+                    shutil.rmtree(staging, ignore_errors=True)
+            self._verified[os.path.basename(final)] = (
+                os.stat(os.path.join(final, "MANIFEST.json")).st_mtime_ns, None)
+            self._prune()
         if self.nranks > 1:
             paddle.distributed.barrier()
 
     def _check_fingerprint(self, path, got):
         want = self._fingerprint
-        if got.get("format") != want["format"]:
-            raise CheckpointError(f"{path}: checkpoint format {got.get('format')!r}, this version reads "
-                                  f"{want['format']}.")
         if got["parameters"] != want["parameters"]:
             have = {n: (s, d) for n, s, d in got["parameters"]}
             mine = {n: (s, d) for n, s, d in want["parameters"]}
@@ -783,47 +842,90 @@ class Trainer:
             raise CheckpointError(
                 f"{path} was written for a different model: parameter {n!r} is {have.get(n, 'absent')} there and "
                 f"{mine.get(n, 'absent')} here ({len(diff)} difference(s)). Use another checkpoint_dir.")
-        if got["strategy"] != want["strategy"]:
-            raise CheckpointError(f"{path} was written with a different strategy:\n  checkpoint: {got['strategy']}\n"
-                                  f"  this run:   {want['strategy']}\nUse another checkpoint_dir to start afresh.")
+        diffs = ckpt.differences(got["strategy"], want["strategy"])
+        if diffs:
+            shown = "\n".join(f"  {k}: {_short(a)} there, {_short(b)} here" for k, a, b in diffs[:5])
+            raise CheckpointError(f"{path} was written with a different strategy ({len(diffs)} setting(s) differ):\n"
+                                  f"{shown}\nUse another checkpoint_dir to start afresh.")
         if got["data"] != want["data"]:
             keys = [k for k in want["data"] if got["data"].get(k) != want["data"][k]]
             raise CheckpointError(f"{path} was written for a different run: "
                                   + ", ".join(f"{k} {got['data'].get(k)!r} there, {want['data'][k]!r} here"
                                               for k in keys) + ". Use another checkpoint_dir.")
 
+    def _read_checkpoint(self, path):
+        """(None, (trainer state, model arrays, optimizer arrays, rng)) of an intact checkpoint, or (what is
+        wrong, None) when its weights are not finite; CheckpointError if it is another run's."""
+        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+        got = state.get("format") if isinstance(state, dict) else None
+        if got != ckpt.FORMAT:
+            raise CheckpointError(f"{path}: checkpoint format {_short(got)}; this version reads {ckpt.FORMAT}.")
+        self._check_fingerprint(path, state["fingerprint"])
+        model_state = ckpt.load_tensors(os.path.join(path, "model.safetensors"))
+        bad = ckpt.nonfinite(model_state.items())
+        if bad is not None:
+            return f"parameter {bad!r} holds NaN or inf", None
+        opt_state = ckpt.load_tensors(os.path.join(path, "optimizer.safetensors"))
+        with open(os.path.join(path, f"rng_{self.rank}.json"), encoding="utf-8") as f:
+            rng = json.load(f)
+        return None, (state, model_state, opt_state, rng)
+
     def _resume(self):
-        """Load the newest intact checkpoint in checkpoint_dir, if any; damaged ones are skipped (said so)."""
+        """Load the newest intact checkpoint in checkpoint_dir (or config.resume_from), if any; damaged ones are
+        skipped (said so); an old-format or another run's checkpoint is refused (CheckpointError)."""
         if self.global_step > 0:
             return  # this Trainer already trained: it continues from where it is
-        for name in self._checkpoint_names():
+        named = self.config.resume_from
+        if named:
+            newer = [n for n in self._intact_names() if int(n[5:]) > int(os.path.basename(named)[5:])]
+            if newer:
+                raise CheckpointError(f"resume_from={named}, but {self.config.checkpoint_dir} holds newer "
+                                      f"checkpoints ({', '.join(newer[:3])}); continuing from the older one would mix "
+                                      f"two runs there. Name the newest, or move the newer ones away.")
+        names = [os.path.basename(named)] if named else self._step_names()
+        for name in names:
             path = os.path.join(self.config.checkpoint_dir, name)
-            problem = _verify_dir(path)
+            problem = self._problem(name)
+            if problem == "old format":
+                raise CheckpointError(
+                    f"{path} is in paddle_strategy 0.1's checkpoint format, which stores pickles (loading them "
+                    f"can run code); this version does not load it. Resume it with the version that wrote it, or "
+                    f"start afresh in another checkpoint_dir.")
+            loaded = None
             if problem is None:
                 try:
-                    with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
-                        state = json.load(f)
-                except (OSError, ValueError) as exc:
-                    problem = f"trainer_state.json unreadable ({exc})"
+                    problem, loaded = self._read_checkpoint(path)
+                except CheckpointError:
+                    raise
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    problem = f"unreadable ({type(exc).__name__}: {_short(exc)})"
             if problem is not None:
+                if named:
+                    raise CheckpointError(f"resume_from={named!r} is damaged: {problem}.")
                 self._say(f"[resume] skipping damaged checkpoint {path}: {problem}")
                 continue
-            self._check_fingerprint(path, state["fingerprint"])
-            rng_file = os.path.join(path, f"rng_{self.rank}.pkl")
-            with open(os.path.join(path, "optimizer.pkl"), "rb") as f:
-                opt_state = pickle.load(f)
-            with open(rng_file, "rb") as f:
-                rng = pickle.load(f)
-            self.model.set_state_dict(paddle.load(os.path.join(path, "model.pdparams")))
-            self._load_optimizer_state(opt_state)  # also the schedule step and which blocks are frozen
-            paddle.set_rng_state(rng["paddle"])
-            if "cuda" in rng and self.device.startswith("gpu"):
-                paddle.set_cuda_rng_state(rng["cuda"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
+            state, model_state, opt_state, rng = loaded
+            self.model.set_state_dict(model_state)
+            self._load_optimizer_state(opt_state, state["scheduler"])  # the schedule step and frozen blocks too
+            ckpt.set_rng_state(rng, cuda=self.device.startswith("gpu"))
             self.global_step, self.epoch = state["global_step"], state["epoch"]
             self.batch_in_epoch = state["batch_in_epoch"]
             self.best, self.history = state["best"], state["history"]
             self._say(f"[resume] from {path}: step {self.global_step}/{self.max_train_steps}, epoch {self.epoch}, "
                       f"batch {self.batch_in_epoch}")
             return
+
+
+def _better(value, best, lower):
+    """Whether an evaluation result beats the best so far; NaN is the worst value (never best, always beaten)."""
+    if value is None or math.isnan(value):
+        return False
+    if best is None or math.isnan(best):
+        return True
+    return value < best if lower else value > best
+
+
+def _short(value, limit=200):
+    text = value if isinstance(value, str) else repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"

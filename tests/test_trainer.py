@@ -13,7 +13,7 @@ import paddle
 import pytest
 
 import paddle_strategy as ps
-from paddle_strategy.trainer import _verify_dir
+from paddle_strategy.checkpoints import verify_dir as _verify_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -192,11 +192,11 @@ def test_killed_run_resumes_mid_epoch_bit_identical(tmp_path, uninterrupted):
 def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, uninterrupted):
     r = run_worker(tmp_path, "--kill-at", 13)
     assert r.returncode == -9
-    model_file = tmp_path / "step_00000010" / "model.pdparams"
+    model_file = tmp_path / "step_00000010" / "model.safetensors"
     model_file.write_bytes(model_file.read_bytes()[:100])  # truncated
     r = run_worker(tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert re.search(r"skipping damaged checkpoint .*step_00000010: model.pdparams has 100 bytes", r.stdout)
+    assert re.search(r"skipping damaged checkpoint .*step_00000010: model.safetensors has 100 bytes", r.stdout)
     assert "step 5/24, epoch 0, batch 5" in r.stdout
     got = params(tmp_path)
     for k in got:
@@ -329,7 +329,7 @@ def test_best_model_is_the_best_evaluation(tmp_path):
     first_best_step = summary["history"][accs.index(best)]["step"]
     saved = json.load(open(tmp_path / "best_model" / "metrics.json"))
     assert saved["value"] == best and saved["step"] == first_best_step
-    model.set_state_dict(paddle.load(str(tmp_path / "best_model" / "model.pdparams")))
+    model.set_state_dict(ps.load_weights(tmp_path / "best_model"))
     assert t.eval()["acc"] == best
     assert _verify_dir(str(tmp_path / "best_model")) is None
 

@@ -4,8 +4,8 @@
     python tools/eval.py -c configs/ulmfit.yml -o Global.checkpoints=output/ulmfit/step_00000126
     python tools/eval.py -c configs/ulmfit.yml -o Eval.dataset.split=test
 
-The weights come from Global.checkpoints (a step_<n> checkpoint or a best_model directory, or a .pdparams
-file), else Global.pretrained_model, else save_model_dir/best_model.
+The weights come from Global.checkpoints (a step_<n> checkpoint or a best_model directory, or a
+.safetensors / .pdparams file), else Global.pretrained_model, else save_model_dir/best_model.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ speed_up_mkl_on_amd()
 def weights_path(g):
     path = g["checkpoints"] or g["pretrained_model"] or os.path.join(g["save_model_dir"], "best_model")
     if os.path.isdir(path):
-        path = os.path.join(path, "model.pdparams")
+        path = os.path.join(path, "model.safetensors")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no weights at {path} (set Global.checkpoints to a step_<n> or best_model "
-                                f"directory or a .pdparams file).")
+                                f"directory or a .safetensors / .pdparams file).")
     return path
 
 
@@ -40,7 +40,7 @@ def main(argv=None):
     path = weights_path(config["Global"])
     config["Global"]["pretrained_model"] = None
     model, tokenizer = build_model(config)
-    model.set_state_dict(paddle.load(path))
+    model.set_state_dict(ps.load_weights(path))
     data = build_dataset(config, "Eval", tokenizer)
     run = ps.RunConfig(use_cuda=config["Global"]["use_gpu"], checkpoint_dir=os.path.dirname(path))
     trainer = ps.Trainer(model, run, None, data, loss_fn=paddle.nn.CrossEntropyLoss(),

@@ -98,7 +98,7 @@ def main(argv=None):
           f"peak lr {lr:g}; checkpoints in {args.out}")
     summary = trainer.finetune_and_eval()
     best_dir = os.path.join(args.out, "best_model")
-    model.set_state_dict(paddle.load(os.path.join(best_dir, "model.pdparams")))
+    model.set_state_dict(ps.load_weights(best_dir))
     test_acc = trainer.eval(test_ds)["acc"]
     wall = time.time() - start
     best = summary["best"]

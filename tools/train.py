@@ -22,7 +22,8 @@ def main(argv=None):
     args = parser(__doc__).parse_args(argv)
     config = load(args)  # every config error shows here, before any model is loaded
     import paddle
-    from paddle_strategy.program import build_trainer
+    from paddle_strategy.program import build_trainer, checkpoint_location
+    checkpoint_location(config["Global"])  # Global.checkpoints must name something to resume from
     paddle.seed(config["Global"]["seed"])
     trainer, model, _ = build_trainer(config)
     print(config["_strategy"])
