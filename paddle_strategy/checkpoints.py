@@ -85,8 +85,7 @@ def write_atomic_dir(final, write):
             os.replace(tmp, final)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)  # never raises: the first error is the one the user sees
-        if isinstance(exc, OSError):
-            exc.add_note(f"while writing {final}; earlier checkpoints are untouched.")
+        exc.add_note(f"(while writing {final}; it was not written, earlier checkpoints are untouched)")
         raise
 
 
@@ -124,15 +123,16 @@ def verify_dir(path, required=()):
         return f"no readable MANIFEST.json ({type(exc).__name__})"
     if not isinstance(manifest, dict):
         return f"MANIFEST.json is a {type(manifest).__name__}, not a mapping of files"
-    for name in required:
-        if name not in manifest:
-            return f"MANIFEST.json does not list {name}"
     for name, want in manifest.items():
         if (not isinstance(want, dict) or not isinstance(want.get("size"), int)
                 or not isinstance(want.get("sha256"), str)):
             return f"MANIFEST.json entry for {name!r} is malformed (needs size and sha256)"
         if os.path.basename(name) != name or name in (".", ".."):
             return f"MANIFEST.json names {name!r}, which is not a file of this directory"
+    for name in required:
+        if name not in manifest:
+            return f"MANIFEST.json does not list {name}"
+    for name, want in manifest.items():
         file = os.path.join(path, name)
         if not os.path.isfile(file):
             return f"{name} is missing"

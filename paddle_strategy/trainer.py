@@ -729,13 +729,10 @@ class Trainer:
         cached = self._verified.get(name)
         if cached is not None and cached[0] == key and key is not None:
             return cached[1]
-        problem = ckpt.verify_dir(path)
-        if problem is None:
-            missing = [f for f in self._checkpoint_files() if not os.path.isfile(os.path.join(path, f))]
-            if os.path.isfile(os.path.join(path, "optimizer.pkl")) or os.path.isfile(os.path.join(path, "rng_0.pkl")):
-                problem = "old format"
-            elif missing:
-                problem = f"MANIFEST.json does not list {missing[0]}"
+        if os.path.isfile(os.path.join(path, "optimizer.pkl")):
+            problem = "old format"  # paddle_strategy 0.1: refused in _resume, never opened
+        else:
+            problem = ckpt.verify_dir(path, required=self._checkpoint_files())
         self._verified[name] = (key, problem)
         return problem
 

@@ -1,6 +1,7 @@
 """A small fine-tune run for the trainer tests, started as a subprocess (or under paddle.distributed.launch).
 
-    python trainer_worker.py CKPT_DIR [--kill-at STEP] [--batch-size B] [--nan-at STEP]
+    python trainer_worker.py CKPT_DIR [--kill-at STEP] [--batch-size B] [--nan-at STEP] [--nan-input N]
+        [--callable-schedule] [--sleep-at STEP --sleep S] [--fill-disk-at STEP] [--kill-in-best-swap]
 
 Model: Linear/Dropout/ReLU stack; strategy: slanted triangle + discriminative LR + gradual unfreezing + L2-SP +
 global-norm clip on Adam, so a resume must restore moments, schedule, frozen blocks, references and dropout RNG.
@@ -11,6 +12,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 import paddle
@@ -32,12 +34,25 @@ def model(dropout=0.2, seed=0):
                                 paddle.nn.Linear(16, 16), paddle.nn.ReLU(), paddle.nn.Linear(16, 2))
 
 
-def strategy(lr=0.05):
-    return ps.CombinedStrategy(
-        optimizer_name="adam", learning_rate=lr,
-        scheduler={"slanted_triangle": {"cut_fraction": 0.2, "ratio": 8},
-                   "discriminative": {"blocks": 3, "factor": 2.0}, "gradual_unfreeze": 3},
-        regularization={"L2SP": 1e-2}, clip={"GlobalNorm": 1.0})
+def strategy(lr=0.05, callable_schedule=False):
+    scheduler = {"discriminative": {"blocks": 3, "factor": 2.0}, "gradual_unfreeze": 3}
+    if callable_schedule:  # a new function object in every process (its repr holds its address)
+        scheduler["schedule"] = lambda step: lr * 0.97 ** step
+    else:
+        scheduler["slanted_triangle"] = {"cut_fraction": 0.2, "ratio": 8}
+    return ps.CombinedStrategy(optimizer_name="adam", learning_rate=lr, scheduler=scheduler,
+                               regularization={"L2SP": 1e-2}, clip={"GlobalNorm": 1.0})
+
+
+def fill_disk(directory):
+    """Write zeros into directory/filler until the file system is full."""
+    with open(os.path.join(directory, "filler"), "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
 
 
 def main(argv=None):
@@ -49,19 +64,51 @@ def main(argv=None):
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--samples", type=int, default=60)
+    p.add_argument("--nan-input", type=int, default=-1, help="sample whose first feature is NaN")
+    p.add_argument("--callable-schedule", action="store_true")
+    p.add_argument("--sleep-at", type=int, default=0)
+    p.add_argument("--sleep", type=float, default=0.0)
+    p.add_argument("--fill-disk-at", type=int, default=0)
+    p.add_argument("--kill-in-best-swap", action="store_true", help="SIGKILL between best_model's two renames")
+    p.add_argument("--eval", action="store_true", help="finetune_and_eval on the last 20 samples")
     a = p.parse_args(argv)
     net = model(a.dropout)
     config = ps.RunConfig(log_interval=4, use_cuda=False, checkpoint_dir=a.out, num_epoch=a.epochs,
-                          batch_size=a.batch_size, save_ckpt_interval=5, strategy=strategy(), seed=3)
+                          batch_size=a.batch_size, save_ckpt_interval=5, eval_interval=4,
+                          strategy=strategy(callable_schedule=a.callable_schedule), seed=3)
     calls = {"n": 0}
     ce = paddle.nn.CrossEntropyLoss()
 
     def loss_fn(out, label):
         calls["n"] += 1
+        if calls["n"] == a.sleep_at:
+            print(f"sleeping at call {calls['n']}", flush=True)
+            time.sleep(a.sleep)
+        if calls["n"] == a.fill_disk_at:
+            fill_disk(a.out)
         loss = ce(out, label)
         return loss * float("nan") if calls["n"] == a.nan_at else loss
 
-    trainer = ps.Trainer(net, config, data(a.samples), loss_fn=loss_fn)
+    samples = data(a.samples)
+    if a.nan_input >= 0:
+        x, y = samples[a.nan_input]
+        x = x.copy()
+        x[0] = np.nan
+        samples[a.nan_input] = (x, y)
+    if a.kill_in_best_swap:
+        replace, seen = os.replace, {"best": 0}
+
+        def replace_then_die(src, dst):
+            replace(src, dst)
+            if os.path.basename(src) == "best_model":  # the old best_model moved aside, the new not yet in
+                seen["best"] += 1
+                if seen["best"] == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        os.replace = replace_then_die
+    if a.eval:
+        trainer = ps.Trainer(net, config, samples[:-20], samples[-20:], loss_fn=loss_fn, metrics=["acc"])
+    else:
+        trainer = ps.Trainer(net, config, samples, loss_fn=loss_fn)
     if a.kill_at:
         step = trainer.optimizer.step
 
@@ -70,7 +117,7 @@ def main(argv=None):
             if trainer.lr_scheduler.last_epoch + 1 == a.kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
         trainer.optimizer.step = step_then_maybe_die
-    trainer.finetune()
+    trainer.finetune_and_eval() if a.eval else trainer.finetune()
     if paddle.distributed.get_rank() == 0:
         np.savez(os.path.join(a.out, "final.npz"), **{k: v.numpy() for k, v in net.state_dict().items()})
 
