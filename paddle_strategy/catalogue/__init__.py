@@ -39,8 +39,8 @@ from .hf_schedules import (make_cosine_warmup_with_min_lr, make_cosine_with_min_
                            make_inverse_sqrt, make_warmup_stable_decay)
 from .keras_bert_lr import calc_train_steps, make_adam_warmup
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr
-from .parts import (LRMomentum, Schedule, anneal_cos, anneal_exp, anneal_linear, anneal_poly, by_epoch, constant, cycle_position,
-                    join_schedules, with_floor, with_restarts, with_warmup)
+from .parts import (LRMomentum, Schedule, anneal_cos, anneal_exp, anneal_linear, anneal_poly, by_epoch, constant,
+                    cycle_position, join_schedules, with_floor, with_restarts, with_warmup)
 from .ppocr import (make_ppocr_const, make_ppocr_cosine, make_ppocr_cyclical_cosine,
                     make_ppocr_decay_learning_rate, make_ppocr_linear, make_ppocr_multi_step_decay,
                     make_ppocr_one_cycle, make_ppocr_piecewise, make_ppocr_step, make_ppocr_two_step_cosine)
@@ -53,8 +53,8 @@ from .torch_schedulers import (ReduceLROnPlateau, make_chained_scheduler, make_c
                                make_multi_step_lr, make_one_cycle_lr, make_step_lr, make_swa_lr)
 
 __all__ = [
-    "Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "anneal_exp", "anneal_poly", "by_epoch", "with_warmup", "with_floor",
-    "join_schedules", "with_restarts", "cycle_position",
+    "Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "anneal_exp", "anneal_poly", "by_epoch",
+    "with_warmup", "with_floor", "join_schedules", "with_restarts", "cycle_position",
     "SCHEDULES", "GENERIC_KEYS", "make_schedule", "schedule_keys",
     "make_ppocr_linear", "make_ppocr_cosine", "make_ppocr_step", "make_ppocr_piecewise",
     "make_ppocr_multi_step_decay", "make_ppocr_cyclical_cosine", "make_ppocr_one_cycle", "make_ppocr_const",
