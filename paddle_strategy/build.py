@@ -9,12 +9,14 @@
       lr: {name: Cosine, learning_rate: 0.001, warmup_epoch: 2}      # any catalogue schedule
       regularizer: {name: L2, factor: 3.0e-05}                       # L1 | L2 (coupled: grad += term)
       weight_decay: 0.05         # AdamW: decoupled; other optimizers: L2 coefficient (as Paddle reads it)
+      no_weight_decay_name: norm bias       # AdamW: substrings of structured names not decayed
+      one_dim_param_no_weight_decay: true   # AdamW: no decay on 1-D parameters
 PaddleOCR's builder hands the regularizer to the optimizer as its weight_decay (L2Decay as the float factor,
 L1Decay as paddle.regularizer.L1Decay), so with AdamW an L2 regularizer's factor becomes the decoupled
 weight_decay (`regularizer: {name: L2, factor: 0.0}` means no decay, not AdamW's 0.01), and AdamW with L1
 fails there (Paddle's AdamW takes only a number): accepted and refused here the same way, with a notice.
-      no_weight_decay_name: norm bias       # AdamW: substrings of structured names not decayed
-      one_dim_param_no_weight_decay: true   # AdamW: no decay on 1-D parameters
+regularizer with weight_decay fails there too (a duplicate weight_decay keyword): refused. Adadelta's epsilon
+defaults to PaddleOCR's wrapper's 1e-8 (Paddle's own is 1e-6).
 The same building blocks as the strategies: a StrategyLR over a pure catalogue schedule (momentum cycling
 bound when the schedule has it), L2 and clipping in place on the gradients, every accumulator created up front.
 """
