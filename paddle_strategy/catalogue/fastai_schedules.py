@@ -7,16 +7,17 @@ anneal_cos(start, end, p)), SchedNo, SchedExp and SchedPoly. From total_steps on
 
 float32: fastai's combine_scheds keeps the cumulative phase boundaries in a float32 tensor and computes the
 position inside a phase in float32; these use float64. Measured against that float32 arithmetic written out
-(every T from 10 to 2000 in steps of 7, and 5000, 10000; tests/test_issue12_schedules.py checks the worst
-cases): fit_one_cycle differs by up to 2.9e-5 relative (T = 1424, step 1422) and fit_flat_cos by up to
-5.8e-5 relative (T = 1711, step 1710), both in the last steps of the cosine tail, where the LR is near
-lr / div_final; in absolute terms at most 9.4e-8 (one-cycle) and 1.9e-7 (flat-cos) of the peak LR.
+(tools/fastai_float32_gap.py: every T from 10 to 2000 in steps of 7, and 5000, 10000;
+tests/test_issue12_schedules.py checks the worst cases): fit_one_cycle differs by up to 2.9e-5 relative
+(T = 1424, step 1422) and fit_flat_cos by up to 5.8e-5 relative (T = 1711, step 1710), both in the last steps
+of the cosine tail, where the LR is near lr / div_final; in absolute terms at most 9.4e-8 (one-cycle) and
+1.9e-7 (flat-cos) of the peak LR.
 fit_sgdr (cycle_len 1-2, cycle_mult 2-3, 10-391 batches per epoch): at most 3e-7 of lr_max absolute, up
 to 7e-4 relative in the last steps of a cycle, where the LR is ~1e-6 of lr_max. And where a float32 cycle
 boundary rounds above the exact one, fastai restarts one batch late: fit_sgdr(3 cycles, cycle_len 1,
 cycle_mult 2) with 50 batches per epoch trains step 150 at ~8e-15 (the end of cycle 1) and restarts at step
 151; here the restart is at step 150, the exact boundary, deliberately (the same with 10, 64, 100, 391
-batches per epoch; with 4 cycles also at the third boundary, step 350 of 750 at 50 per epoch).
+batches per epoch, and with cycle_len 2; with 4 cycles also at the third boundary, step 350 at 50 per epoch).
 """
 from __future__ import annotations
 
