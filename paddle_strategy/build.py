@@ -11,12 +11,19 @@
       weight_decay: 0.05         # AdamW: decoupled; other optimizers: L2 coefficient (as Paddle reads it)
       no_weight_decay_name: norm bias       # AdamW: substrings of structured names not decayed
       one_dim_param_no_weight_decay: true   # AdamW: no decay on 1-D parameters
+PaddleOCR's builder hands the regularizer to the optimizer as its weight_decay (L2Decay as the float factor,
+L1Decay as paddle.regularizer.L1Decay), so with AdamW an L2 regularizer's factor becomes the decoupled
+weight_decay (`regularizer: {name: L2, factor: 0.0}` means no decay, not AdamW's 0.01), and AdamW with L1
+fails there (Paddle's AdamW takes only a number): accepted and refused here the same way, with a notice.
+regularizer with weight_decay fails there too (a duplicate weight_decay keyword): refused. Adadelta's epsilon
+defaults to PaddleOCR's wrapper's 1e-8 (Paddle's own is 1e-6).
 The same building blocks as the strategies: a StrategyLR over a pure catalogue schedule (momentum cycling
 bound when the schedule has it), L2 and clipping in place on the gradients, every accumulator created up front.
 """
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import paddle
 
@@ -30,6 +37,8 @@ __all__ = ["build_optimizer", "build_strategy", "OptimizerConfig", "STRATEGIES",
 _OWN_KEYS = ("name", "lr", "clip_norm", "clip_norm_global", "regularizer", "weight_decay", "no_weight_decay_name",
              "one_dim_param_no_weight_decay")
 _ADAMW_DEFAULT_DECAY = 0.01  # PaddleOCR's AdamW wrapper default
+# PaddleOCR's optimizer wrappers (ppocr/optimizer/optimizer.py) whose defaults differ from Paddle's own.
+_PPOCR_DEFAULTS = {"Adadelta": {"epsilon": 1e-8}}  # paddle.optimizer.Adadelta: 1e-6
 
 
 def _prefixed(where, exc):
@@ -86,10 +95,7 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
                          f"(name is {cls.__name__}).")
     if reg_cfg is not None and weight_decay is not None:
         raise ValueError(f"{where}: regularizer={reg_cfg!r} and weight_decay={weight_decay!r} are both set; choose "
-                         f"one (PaddleOCR silently used the regularizer).")
-    if reg_cfg is not None and is_adamw:
-        raise ValueError(f"{where}: AdamW decays weights itself; use weight_decay (decoupled) instead of "
-                         f"regularizer={reg_cfg!r}.")
+                         f"one (PaddleOCR passes both to the optimizer as weight_decay and fails with a TypeError).")
     l2, l1 = 0.0, None
     if reg_cfg is not None:
         if not isinstance(reg_cfg, dict) or "name" not in reg_cfg:
@@ -104,7 +110,16 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
             raise ValueError(f"{where}.regularizer.name: {reg_cfg['name']!r} is not one of L1, L2 (or L1Decay, "
                              f"L2Decay).{did_you_mean(reg_cfg['name'], ['L1', 'L2', 'L1Decay', 'L2Decay'])}")
         factor = check_number(f"{where}.regularizer.factor", reg_cfg.get("factor", 0.0), low=0)
-        if kind == "L2":
+        if is_adamw and kind == "L1":
+            raise ValueError(f"{where}: AdamW with regularizer={reg_cfg!r}: PaddleOCR hands L1Decay to AdamW as its "
+                             f"weight_decay, which Paddle's AdamW refuses (a number only). Use name: L2 (its factor "
+                             f"becomes AdamW's decoupled weight_decay) or weight_decay.")
+        if is_adamw:
+            weight_decay = factor  # PaddleOCR: L2Decay(factor)() is the float handed to AdamW as weight_decay
+            warnings.warn(f"{where}: AdamW with regularizer={reg_cfg!r}: as in PaddleOCR, the factor is AdamW's "
+                          f"decoupled weight_decay={factor!r} (w -= lr * {factor!r} * w), not an L2 term on the "
+                          f"gradient.", stacklevel=2)
+        elif kind == "L2":
             l2 = factor
         else:
             l1 = paddle.regularizer.L1Decay(factor)
@@ -115,7 +130,7 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
     elif weight_decay is not None:
         l2 = check_number(f"{where}.weight_decay", weight_decay, low=0)  # Paddle: a float is an L2 coefficient
 
-    kwargs = cfg
+    kwargs = {**_PPOCR_DEFAULTS.get(cls.__name__, {}), **cfg}
     try:
         check_kwargs(cls, kwargs)
     except (ValueError, TypeError) as exc:

@@ -471,10 +471,12 @@ def test_torch_cosine_annealing_warm_restarts(T_0, T_mult):
     assert_close(curve(g, 100), per_epoch)
     h = cat.make_cosine_annealing_warm_restarts(0.1, t_0_epochs=T_0, t_mult=T_mult, eta_min=0.001,
                                                 steps_per_epoch=4, fractional_epochs=True)
-    # torch docs: scheduler.step(epoch + i / iters); skip exact restart points, where torch's float log may land
-    # on either side
-    steps = [t for t in range(400) if abs(torch_warm_restarts_at(t / 4, T_0, T_mult, 0, 1) - 1) > 1e-12]
-    assert_close([h(t) for t in steps], [torch_warm_restarts_at(t / 4, T_0, T_mult, 0.001, 0.1) for t in steps])
+    # torch docs: train, then scheduler.step(epoch + i / iters), so update t trains at position (t - 1) / iters;
+    # skip exact restart points, where torch's float log may land on either side
+    # (tests/test_issue12_schedules.py runs torch's whole documented loop)
+    steps = [t for t in range(1, 400) if abs(torch_warm_restarts_at((t - 1) / 4, T_0, T_mult, 0, 1) - 1) > 1e-12]
+    assert_close([h(t) for t in steps],
+                 [torch_warm_restarts_at((t - 1) / 4, T_0, T_mult, 0.001, 0.1) for t in steps])
 
 
 def test_torch_warm_restarts_restart_warmup_table():
@@ -516,7 +518,7 @@ def test_torch_one_cycle_lr_and_momentum(anneal, three, pct):
     assert_close(curve(f, T), [w[0] for w in want])
     assert_close(curve(f.momentum, T), [w[1] for w in want])
     assert f(0) == pytest.approx(0.01 / 25) and f(T - 1) == pytest.approx(0.01 / 25 / 1e4)
-    assert f(T + 50) == f(T - 1)  # torch raises after the run; the final value is held
+    assert f(T + 50) == f(T - 1)  # torch extrapolates at T and raises after it; the final value is held
     assert cat.make_one_cycle_lr(0.01, T, cycle_momentum=False).momentum is None
 
 
@@ -741,6 +743,14 @@ SAMPLES = {
     "fit_flat_cos": dict(lr=0.1), "fit_sgdr": dict(lr_max=0.1, n_cycles=2, cycle_len_epochs=1),
     "warmup_stable_decay": dict(learning_rate=0.1, num_warmup_steps=5, num_decay_steps=10),
     "inverse_sqrt": dict(learning_rate=0.1, num_warmup_steps=5),
+    "swa_lr": dict(learning_rate=0.1, swa_lr=0.01, anneal_epochs=3),
+    "chained_scheduler": dict(learning_rate=0.1, schedules=[{"name": "step_lr", "step_size_epochs": 2}]),
+    "combine_scheds": dict(pcts=[0.5, 0.5], scheds=[{"name": "cos", "start": 0.1, "end": 0.2},
+                                                    {"name": "exp", "start": 0.2, "end": 0.01}]),
+    "sched_exp": dict(start=0.1, end=0.01), "sched_poly": dict(start=0.1, end=0.01, power=2),
+    "cosine_with_restarts": dict(learning_rate=0.1, num_warmup_steps=5, num_cycles=3),
+    "cosine_with_min_lr": dict(learning_rate=0.1, num_warmup_steps=5, min_lr_rate=0.1),
+    "cosine_warmup_with_min_lr": dict(learning_rate=0.1, num_warmup_steps=5, min_lr_rate=0.1),
 }
 SAMPLES.update({f"paddle.{name}": kw for name, kw in PADDLE_CASES.items()})
 SAMPLES.update({name: kw for name, kw in PADDLE_CASES.items() if name not in SAMPLES})

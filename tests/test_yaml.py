@@ -145,14 +145,15 @@ def test_adamw_no_weight_decay_name_and_one_dim():
         np.testing.assert_allclose(p.numpy(), want, rtol=1e-6, err_msg=n)
 
 
-def test_adamw_defaults_to_paddleocr_weight_decay_and_refuses_regularizer():
+def test_adamw_defaults_to_paddleocr_weight_decay_and_takes_an_l2_regularizer_as_ppocr_does():
     model = paddle.nn.Linear(4, 2)
     opt, _ = ps.build_optimizer({"name": "AdamW", "lr": 0.1}, 1, 2, model)
     before = model.weight.numpy().copy()
     (model(paddle.ones([2, 4])).sum() * 0.0).backward()
     opt.step()
     np.testing.assert_allclose(model.weight.numpy(), before * (1 - 0.1 * 0.01), rtol=1e-6)  # PaddleOCR's 0.01
-    with pytest.raises(ValueError, match="AdamW decays weights itself"):
+    # PaddleOCR hands L2Decay's factor to AdamW as its weight_decay (tests/test_issue12_schedules.py: each combination)
+    with pytest.warns(UserWarning, match=r"AdamW's decoupled weight_decay=0\.0001"):
         ps.build_optimizer({"name": "AdamW", "lr": 0.1, "regularizer": {"name": "L2", "factor": 1e-4}}, 1, 2, model)
     with pytest.raises(ValueError, match="Optimizer.lr is required"):
         ps.build_optimizer({"name": "Adam"}, 1, 2, model)

@@ -33,12 +33,14 @@ starts its own clock (ending warmup steps after the run), OneCycle's warmup ramp
 max_lr / div_factor, TwoStepCosine's first cosine is 200 epochs long, and without warmup its recursive
 stepping holds eta_min from epoch 200 on (with warmup the second cosine over `epochs` is used).
 """
-from .fastai_schedules import make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr
-from .hf_schedules import make_inverse_sqrt, make_warmup_stable_decay
+from .fastai_schedules import (make_combine_scheds, make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr,
+                               make_sched_exp, make_sched_poly)
+from .hf_schedules import (make_cosine_warmup_with_min_lr, make_cosine_with_min_lr, make_cosine_with_restarts,
+                           make_inverse_sqrt, make_warmup_stable_decay)
 from .keras_bert_lr import calc_train_steps, make_adam_warmup
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr
-from .parts import (LRMomentum, Schedule, anneal_cos, anneal_linear, by_epoch, constant, cycle_position,
-                    join_schedules, with_floor, with_restarts, with_warmup)
+from .parts import (LRMomentum, Schedule, anneal_cos, anneal_exp, anneal_linear, anneal_poly, by_epoch, constant,
+                    cycle_position, join_schedules, with_floor, with_restarts, with_warmup)
 from .ppocr import (make_ppocr_const, make_ppocr_cosine, make_ppocr_cyclical_cosine,
                     make_ppocr_decay_learning_rate, make_ppocr_linear, make_ppocr_multi_step_decay,
                     make_ppocr_one_cycle, make_ppocr_piecewise, make_ppocr_step, make_ppocr_two_step_cosine)
@@ -46,13 +48,13 @@ from .registry import GENERIC_KEYS, SCHEDULES, make_schedule, schedule_keys
 from .tf_decays import (make_cosine_decay, make_cosine_decay_restarts, make_exponential_decay,
                         make_inverse_time_decay, make_linear_cosine_decay, make_natural_exp_decay,
                         make_noisy_linear_cosine_decay, make_piecewise_constant, make_polynomial_decay)
-from .torch_schedulers import (ReduceLROnPlateau, make_cosine_annealing_lr, make_cosine_annealing_warm_restarts,
-                               make_cyclic_lr, make_epoch_table, make_multi_step_lr, make_one_cycle_lr,
-                               make_step_lr)
+from .torch_schedulers import (ReduceLROnPlateau, make_chained_scheduler, make_cosine_annealing_lr,
+                               make_cosine_annealing_warm_restarts, make_cyclic_lr, make_epoch_table,
+                               make_multi_step_lr, make_one_cycle_lr, make_step_lr, make_swa_lr)
 
 __all__ = [
-    "Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "by_epoch", "with_warmup", "with_floor",
-    "join_schedules", "with_restarts", "cycle_position",
+    "Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "anneal_exp", "anneal_poly", "by_epoch",
+    "with_warmup", "with_floor", "join_schedules", "with_restarts", "cycle_position",
     "SCHEDULES", "GENERIC_KEYS", "make_schedule", "schedule_keys",
     "make_ppocr_linear", "make_ppocr_cosine", "make_ppocr_step", "make_ppocr_piecewise",
     "make_ppocr_multi_step_decay", "make_ppocr_cyclical_cosine", "make_ppocr_one_cycle", "make_ppocr_const",
@@ -62,8 +64,11 @@ __all__ = [
     "make_polynomial_decay", "make_cosine_decay", "make_linear_cosine_decay", "make_noisy_linear_cosine_decay",
     "make_cosine_decay_restarts",
     "make_step_lr", "make_multi_step_lr", "make_epoch_table", "make_cosine_annealing_lr",
-    "make_cosine_annealing_warm_restarts", "make_one_cycle_lr", "make_cyclic_lr", "ReduceLROnPlateau",
+    "make_cosine_annealing_warm_restarts", "make_one_cycle_lr", "make_cyclic_lr", "make_swa_lr",
+    "make_chained_scheduler", "ReduceLROnPlateau",
     "make_adam_warmup", "calc_train_steps",
-    "make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr",
-    "make_warmup_stable_decay", "make_inverse_sqrt",
+    "make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr", "make_combine_scheds", "make_sched_exp",
+    "make_sched_poly",
+    "make_warmup_stable_decay", "make_inverse_sqrt", "make_cosine_with_restarts", "make_cosine_with_min_lr",
+    "make_cosine_warmup_with_min_lr",
 ]

@@ -1,31 +1,133 @@
-"""fastai's fit policies (fastai/callback/schedule.py): one-cycle, flat-cos and SGDR.
+"""fastai's schedules (fastai/callback/schedule.py): its annealers, combine_scheds, and the fit policies built
+from them (one-cycle, flat-cos, SGDR).
 
-fastai schedules on the fraction of training done, pos = step / total_steps (train_iter / n_iter), with its
-annealer SchedCos(start, end)(p) = start + (1 + cos(pi * (1 - p))) * (end - start) / 2, which is
-anneal_cos(start, end, p). fastai evaluates the phase positions in float32 (torch's default dtype); these
-use float64, so values agree to about 1e-7 relative. From total_steps on, the value at pos = 1 is held.
+fastai schedules on the fraction of training done, pos = step / total_steps (train_iter / n_iter), with the
+annealers SchedLin, SchedCos(start, end)(p) = start + (1 + cos(pi * (1 - p))) * (end - start) / 2 (which is
+anneal_cos(start, end, p)), SchedNo, SchedExp and SchedPoly. From total_steps on, the value at pos = 1 is held.
+
+float32: fastai's combine_scheds keeps the cumulative phase boundaries in a float32 tensor and computes the
+position inside a phase in float32; these use float64. Measured against that float32 arithmetic written out
+(tools/fastai_float32_gap.py: every T from 10 to 2000 in steps of 7, and 5000, 10000;
+tests/test_issue12_schedules.py checks the worst cases): fit_one_cycle differs by up to 2.9e-5 relative
+(T = 1424, step 1422) and fit_flat_cos by up to 5.8e-5 relative (T = 1711, step 1710), both in the last steps
+of the cosine tail, where the LR is near lr / div_final; in absolute terms at most 9.4e-8 (one-cycle) and
+1.9e-7 (flat-cos) of the peak LR.
+fit_sgdr (cycle_len 1-2, cycle_mult 2-3, 10-391 batches per epoch): at most 3e-7 of lr_max absolute, up
+to 7e-4 relative in the last steps of a cycle, where the LR is ~1e-6 of lr_max. And where a float32 cycle
+boundary rounds above the exact one, fastai restarts one batch late: fit_sgdr(3 cycles, cycle_len 1,
+cycle_mult 2) with 50 batches per epoch trains step 150 at ~8e-15 (the end of cycle 1) and restarts at step
+151; here the restart is at step 150, the exact boundary, deliberately (the same with 10, 64, 100, 391
+batches per epoch, and with cycle_len 2; with 4 cycles also at the third boundary, step 350 at 50 per epoch).
 """
 from __future__ import annotations
 
-from ._validate import check_lr, check_number, check_steps
-from .parts import LRMomentum, Schedule, anneal_cos, with_restarts
+from bisect import bisect_right
+from itertools import accumulate
+from typing import Callable, Sequence
 
-__all__ = ["make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr", "combined_cos"]
+from .._checks import unknown_key_error
+from ._validate import check_choice, check_lr, check_number, check_numbers, check_steps
+from .parts import LRMomentum, Schedule, anneal_cos, anneal_exp, anneal_linear, anneal_poly, with_restarts
+
+__all__ = ["make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr", "make_combine_scheds", "make_sched_exp",
+           "make_sched_poly", "combine_phases", "combined_cos", "fastai_annealer"]
+
+# fastai's annealers by their short name; "SchedCos" etc. are accepted too (see fastai_annealer).
+_ANNEALERS = {"lin": anneal_linear, "cos": anneal_cos, "no": lambda start, end, pct: start, "exp": anneal_exp,
+              "poly": anneal_poly}
+
+
+def fastai_annealer(where: str, spec) -> Callable[[float], float]:
+    """One phase for combine_scheds: a callable pct -> value (Python), or a dict
+    {name: lin | cos | no | exp | poly (or SchedLin, SchedCos, SchedNo, SchedExp, SchedPoly), start, end, power}:
+    lin start + (end - start) p; cos anneal_cos; no start; exp start * (end / start) ** p (start > 0);
+    poly start + (end - start) * p ** power."""
+    if callable(spec):
+        return spec
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise TypeError(f"{where} must be a callable pct -> value or a dict {{name: lin | cos | no | exp | poly, "
+                        f"start, end[, power]}}, got {spec!r}.")
+    spec = dict(spec)
+    name = spec.pop("name")
+    short = name[len("Sched"):].lower() if isinstance(name, str) and name.startswith("Sched") else name
+    if isinstance(short, bool):  # YAML 1.1 reads a bare `no` as False
+        raise ValueError(f"{where}.name must be one of {', '.join(map(repr, _ANNEALERS))}, got {short!r} (YAML reads "
+                         f"an unquoted no as false: write 'no' or SchedNo).")
+    check_choice(f"{where}.name", short, tuple(_ANNEALERS))
+    allowed = {"start", "end"} | ({"power"} if short == "poly" else set())
+    required = {"start"} | ({"end"} if short != "no" else set()) | ({"power"} if short == "poly" else set())
+    for key in spec:
+        if key not in allowed:
+            raise unknown_key_error(f"{where} ({name!r})", key, allowed)
+    missing = sorted(required - set(spec))
+    if missing:
+        raise ValueError(f"{where} ({name!r}): missing key(s) {', '.join(map(repr, missing))}; it takes "
+                         f"{', '.join(sorted(allowed))}.")
+    start = check_number(f"{where}.start", spec["start"], low=0, low_open=short == "exp")
+    end = check_lr(f"{where}.end", spec.get("end", start))
+    anneal = _ANNEALERS[short]
+    if short == "poly":
+        power = check_number(f"{where}.power", spec["power"], low=0, low_open=True)
+        return lambda pct: anneal(start, end, pct, power)
+    return lambda pct: anneal(start, end, pct)
+
+
+def combine_phases(total_steps: int, pcts: Sequence[float], phases: Sequence[Callable[[float], float]]) -> Schedule:
+    """fastai's combine_scheds on steps: pos = min(step / total_steps, 1); phase i covers [c_i, c_{i+1}), c the
+    cumulative pcts (c_0 = 0, c_n = 1), and gives phases[i]((pos - c_i) / (c_{i+1} - c_i)).
+
+    A phase of width 0 is never used (fastai: the same, except that a last phase of width 0 gives NaN at
+    pos = 1; here the last phase with a width is evaluated at 1 instead).
+    """
+    live = [i for i, w in enumerate(pcts) if w > 0]
+    bounds = list(accumulate(pcts, initial=0.0))
+    bounds[live[-1] + 1:] = [1.0] * (len(bounds) - live[-1] - 1)  # the run ends at exactly pos = 1
+    starts = [bounds[i] for i in live]
+
+    def combined(step):
+        pos = min(step / total_steps, 1.0)
+        i = live[max(bisect_right(starts, pos) - 1, 0)]
+        return phases[i]((pos - bounds[i]) / (bounds[i + 1] - bounds[i]))
+
+    return combined
 
 
 def combined_cos(total_steps: int, pct: float, start: float, middle: float, end: float) -> Schedule:
-    """fastai's combined_cos on steps: cosine start -> middle over pos in [0, pct), middle -> end after.
+    """fastai's combined_cos on steps: cosine start -> middle over pos in [0, pct), middle -> end after."""
+    return combine_phases(total_steps, [pct, 1.0 - pct],
+                          [lambda p: anneal_cos(start, middle, p), lambda p: anneal_cos(middle, end, p)])
 
-    pos = min(step / total_steps, 1);  pos < pct: anneal_cos(start, middle, pos / pct)
-                                       else:      anneal_cos(middle, end, (pos - pct) / (1 - pct))
+
+def make_combine_scheds(pcts, scheds, total_steps) -> Schedule:
+    """fastai combine_scheds(pcts, scheds) over a run of total_steps updates (see combine_phases).
+
+    pcts: phase widths >= 0 summing to 1 (within 1e-9; fastai asserts an exact float sum of 1.0);
+    scheds: one phase each, a callable pct -> lr or a dict as fastai_annealer takes, e.g.
+    [{name: lin, start: 1e-4, end: 1e-2}, {name: exp, start: 1e-2, end: 1e-5}].
     """
-    def two_cosines(step):
-        pos = min(step / total_steps, 1.0)
-        if pos < pct:
-            return anneal_cos(start, middle, pos / pct)
-        return anneal_cos(middle, end, (pos - pct) / (1 - pct)) if pct < 1 else middle
+    where = "combine_scheds"
+    T = check_steps(f"{where}.total_steps", total_steps, low=1)
+    widths = check_numbers(f"{where}.pcts", pcts, min_len=1, low=0)
+    if abs(sum(widths) - 1.0) > 1e-9 or not any(widths):
+        raise ValueError(f"{where}.pcts must sum to 1, got {list(pcts)!r} (sum {sum(widths)!r}).")
+    if isinstance(scheds, (str, bytes, dict)) or not isinstance(scheds, (list, tuple)) or len(scheds) != len(widths):
+        raise ValueError(f"{where}.scheds must be a list of {len(widths)} phase(s), one per pct, got {scheds!r}.")
+    phases = [fastai_annealer(f"{where}.scheds[{i}]", s) for i, s in enumerate(scheds)]
+    return combine_phases(T, widths, phases)
 
-    return two_cosines
+
+def make_sched_exp(start, end, total_steps) -> Schedule:
+    """fastai SchedExp over the run: start * (end / start) ** pos, pos = min(step / total_steps, 1); start > 0."""
+    phase = fastai_annealer("sched_exp", {"name": "exp", "start": start, "end": end})
+    T = check_steps("sched_exp.total_steps", total_steps, low=1)
+    return lambda step: phase(min(step / T, 1.0))
+
+
+def make_sched_poly(start, end, power, total_steps) -> Schedule:
+    """fastai SchedPoly over the run: start + (end - start) * pos ** power, pos = min(step / total_steps, 1)."""
+    phase = fastai_annealer("sched_poly", {"name": "poly", "start": start, "end": end, "power": power})
+    T = check_steps("sched_poly.total_steps", total_steps, low=1)
+    return lambda step: phase(min(step / T, 1.0))
 
 
 def make_fit_one_cycle(lr_max, total_steps, div=25.0, div_final=1e5, pct_start=0.25,

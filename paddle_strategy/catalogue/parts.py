@@ -15,8 +15,8 @@ from ._validate import check_lr, check_number, check_numbers, check_steps
 
 Schedule = Callable[[int], float]
 
-__all__ = ["Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "by_epoch", "with_warmup",
-           "with_floor", "join_schedules", "with_restarts", "cycle_position"]
+__all__ = ["Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "anneal_exp", "anneal_poly",
+           "by_epoch", "with_warmup", "with_floor", "join_schedules", "with_restarts", "cycle_position"]
 
 
 class LRMomentum:
@@ -61,6 +61,16 @@ def anneal_linear(start: float, end: float, pct: float) -> float:
 def anneal_cos(start: float, end: float, pct: float) -> float:
     """Half a cosine from `start` (pct = 0) to `end` (pct = 1): end + (start - end) * (1 + cos(pi * pct)) / 2."""
     return end + (start - end) * (1.0 + math.cos(math.pi * pct)) / 2.0
+
+
+def anneal_exp(start: float, end: float, pct: float) -> float:
+    """Geometric from `start` to `end` (both > 0): start * (end / start) ** pct."""
+    return start * (end / start) ** pct
+
+
+def anneal_poly(start: float, end: float, pct: float, power: float) -> float:
+    """start + (end - start) * pct ** power (power 1 is anneal_linear)."""
+    return start + (end - start) * pct ** power
 
 
 def by_epoch(schedule_of_epoch: Callable[[int], float], steps_per_epoch: int) -> Schedule:

@@ -89,14 +89,24 @@ _ENTRIES: dict[str, _Entry] = {
     "cosine_annealing_warm_restarts": _entry(th.make_cosine_annealing_warm_restarts, {"steps_per_epoch": _SPE}),
     "one_cycle_lr": _entry(th.make_one_cycle_lr, {"total_steps": _TOTAL}),
     "cyclic_lr": _entry(th.make_cyclic_lr),
+    "swa_lr": _entry(th.make_swa_lr, {"steps_per_epoch": _SPE}),
+    "chained_scheduler": _entry(th.make_chained_scheduler, {"total_steps": _TOTAL, "steps_per_epoch": _SPE}),
     # keras_bert, fastai, transformers
     "adam_warmup": _entry(kb.make_adam_warmup, {"decay_steps": _TOTAL}, ("warmup_steps",)),
     "fit_one_cycle": _entry(fa.make_fit_one_cycle, {"total_steps": _TOTAL}),
     "fit_flat_cos": _entry(fa.make_fit_flat_cos, {"total_steps": _TOTAL}),
     "fit_sgdr": _entry(fa.make_fit_sgdr, {"steps_per_epoch": _SPE}),
+    "combine_scheds": _entry(fa.make_combine_scheds, {"total_steps": _TOTAL}),
+    "sched_exp": _entry(fa.make_sched_exp, {"total_steps": _TOTAL}),
+    "sched_poly": _entry(fa.make_sched_poly, {"total_steps": _TOTAL}),
     "warmup_stable_decay": _entry(hf.make_warmup_stable_decay, {"num_training_steps": _TOTAL},
                                   ("num_warmup_steps",)),
     "inverse_sqrt": _entry(hf.make_inverse_sqrt, {}, ("num_warmup_steps",)),
+    "cosine_with_restarts": _entry(hf.make_cosine_with_restarts, {"num_training_steps": _TOTAL},
+                                   ("num_warmup_steps",)),
+    "cosine_with_min_lr": _entry(hf.make_cosine_with_min_lr, {"num_training_steps": _TOTAL}, ("num_warmup_steps",)),
+    "cosine_warmup_with_min_lr": _entry(hf.make_cosine_warmup_with_min_lr, {"num_training_steps": _TOTAL},
+                                        ("num_warmup_steps", "warmup_lr_rate")),
 }
 
 # Every paddle.optimizer.lr class as "paddle.<Class>", and by its bare name where that is not taken above
