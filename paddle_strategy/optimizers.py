@@ -6,7 +6,7 @@ import warnings
 
 import paddle
 
-from ._checks import did_you_mean
+from ._checks import did_you_mean, shown
 
 # Every paddle.optimizer optimizer, by lower-case name.
 OPTIMIZERS = {
@@ -45,13 +45,13 @@ def resolve(optimizer_name) -> type:
         return optimizer_name
     if not isinstance(optimizer_name, str):
         raise TypeError(f"optimizer_name must be a paddle.optimizer name (string) or an Optimizer subclass, got "
-                        f"{optimizer_name!r}.")
+                        f"{shown(optimizer_name)}.")
     key = optimizer_name.lower()
     if key in _GONE:
-        raise ValueError(f"optimizer_name={optimizer_name!r} is not available: {_GONE[key]}")
+        raise ValueError(f"optimizer_name={shown(optimizer_name)} is not available: {_GONE[key]}")
     if key not in OPTIMIZERS:
         valid = sorted(n for n in OPTIMIZERS if n not in _GONE)
-        raise ValueError(f"optimizer_name={optimizer_name!r} is not a paddle.optimizer optimizer. Valid names "
+        raise ValueError(f"optimizer_name={shown(optimizer_name)} is not a paddle.optimizer optimizer. Valid names "
                          f"(case-insensitive): {', '.join(valid)}.{did_you_mean(key, valid)}")
     return OPTIMIZERS[key]
 
@@ -61,11 +61,11 @@ def check_kwargs(cls, kwargs: dict) -> None:
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name")]
     for key in kwargs:
         if key in _MANAGED:
-            raise ValueError(f"optimizer argument {key}={kwargs[key]!r} is set by the strategy: "
+            raise ValueError(f"optimizer argument {key}={shown(kwargs[key])} is set by the strategy: "
                              f"{_MANAGED[key]}.")
         if key not in allowed:
             choices = [p for p in allowed if p not in _MANAGED]
-            raise ValueError(f"optimizer argument {key!r} is not accepted by paddle.optimizer.{cls.__name__}; "
+            raise ValueError(f"optimizer argument {shown(key)} is not accepted by paddle.optimizer.{cls.__name__}; "
                              f"it takes: {', '.join(choices)}.{did_you_mean(key, choices)}")
         _check_annotation(cls, key, kwargs[key])
     # Let Paddle judge the values now, on a throw-away parameter, rather than when training starts.
@@ -93,7 +93,7 @@ def _check_annotation(cls, key, value):
     else:
         return
     if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
-        raise TypeError(f"optimizer argument {key}={value!r} for paddle.optimizer.{cls.__name__} must be "
+        raise TypeError(f"optimizer argument {key}={shown(value)} for paddle.optimizer.{cls.__name__} must be "
                         f"{note}, got {type(value).__name__}.")
 
 

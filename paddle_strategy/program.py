@@ -21,7 +21,7 @@ import os
 
 import paddle
 
-from ._checks import check_number, did_you_mean
+from ._checks import check_number, did_you_mean, shown
 from .build import strategy_from_config
 from .config import check_keys
 from .trainer import GlobalBatchSampler, RunConfig, Trainer
@@ -52,7 +52,7 @@ def check_config(config: dict) -> dict:
     step = g["eval_batch_step"]
     if isinstance(step, (list, tuple)):
         if len(step) != 2:
-            raise ValueError(f"Global.eval_batch_step must be an interval or [start, interval], got {step!r}.")
+            raise ValueError(f"Global.eval_batch_step must be an interval or [start, interval], got {shown(step)}.")
         g["eval_batch_step"] = [check_number("Global.eval_batch_step[0]", step[0], low=0, integer=True),
                                 check_number("Global.eval_batch_step[1]", step[1], low=1, integer=True)]
     elif step is not None:
@@ -60,7 +60,7 @@ def check_config(config: dict) -> dict:
     if g["save_epoch_step"] is not None:
         g["save_epoch_step"] = check_number("Global.save_epoch_step", g["save_epoch_step"], low=1, integer=True)
     if not isinstance(g["use_gpu"], bool):
-        raise TypeError(f"Global.use_gpu must be true or false, got {g['use_gpu']!r}.")
+        raise TypeError(f"Global.use_gpu must be true or false, got {shown(g['use_gpu'])}.")
     out["Global"] = g
     for part in ("Train", "Eval"):
         if out.get(part) is None:
@@ -69,10 +69,10 @@ def check_config(config: dict) -> dict:
         ds = dict(DATASET_KEYS, split="train" if part == "Train" else "dev")
         ds.update(check_keys(f"{part}.dataset", sec["dataset"], DATASET_KEYS))
         if ds["name"] != "RottenTomatoes":
-            raise ValueError(f"{part}.dataset.name: {ds['name']!r} is not available; allowed: RottenTomatoes."
+            raise ValueError(f"{part}.dataset.name: {shown(ds['name'])} is not available; allowed: RottenTomatoes."
                              f"{did_you_mean(ds['name'], ['RottenTomatoes'])}")
         if ds["split"] not in ("train", "dev", "test"):
-            raise ValueError(f"{part}.dataset.split: {ds['split']!r} is not one of train, dev, test."
+            raise ValueError(f"{part}.dataset.split: {shown(ds['split'])} is not one of train, dev, test."
                              f"{did_you_mean(ds['split'], ['train', 'dev', 'test'])}")
         if ds["size"] is not None:
             ds["size"] = check_number(f"{part}.dataset.size", ds["size"], low=1, integer=True)
@@ -88,14 +88,14 @@ def check_config(config: dict) -> dict:
     if not isinstance(arch, dict) or "name" not in arch:
         raise ValueError(f"Architecture must be a mapping with a name (one of {', '.join(_architectures())}).")
     if arch["name"] not in _architectures():
-        raise ValueError(f"Architecture.name: {arch['name']!r} is not available; allowed: "
+        raise ValueError(f"Architecture.name: {shown(arch['name'])} is not available; allowed: "
                          f"{', '.join(_architectures())}.{did_you_mean(arch['name'], _architectures())}")
     loader_fn, _ = _architectures()[arch["name"]]
     allowed = [p for p in inspect.signature(loader_fn).parameters if p != "model_dir"]
     check_keys("Architecture", {k: v for k, v in arch.items() if k != "name"}, allowed)
     loss = out.get("Loss") or {"name": "CrossEntropyLoss"}
     if loss.get("name") != "CrossEntropyLoss":
-        raise ValueError(f"Loss.name: {loss.get('name')!r} is not available; allowed: CrossEntropyLoss."
+        raise ValueError(f"Loss.name: {shown(loss.get('name'))} is not available; allowed: CrossEntropyLoss."
                          f"{did_you_mean(loss.get('name'), ['CrossEntropyLoss'])}")
     allowed = list(inspect.signature(paddle.nn.CrossEntropyLoss).parameters)
     check_keys("Loss", {k: v for k, v in loss.items() if k != "name"}, allowed)

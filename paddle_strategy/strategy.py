@@ -17,7 +17,7 @@ import re
 import paddle
 
 from . import schedules
-from ._checks import check_number, did_you_mean, merge_dict, unknown_key_error
+from ._checks import check_number, did_you_mean, merge_dict, shown, unknown_key_error
 from .blocks import _depths, blocks_from_depths
 from .lr import StrategyLR
 from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
@@ -47,17 +47,17 @@ def _check_params_layer(where, value):
         return None
     if not isinstance(value, dict) or not value:
         raise TypeError(f"{where} must be None or a non-empty dict {{structured parameter name: layer}}, "
-                        f"got {value!r}.")
+                        f"got {shown(value)}.")
     for name, layer in value.items():
         if not isinstance(name, str):
-            raise TypeError(f"{where}: keys must be structured parameter names (str), got {name!r}.")
+            raise TypeError(f"{where}: keys must be structured parameter names (str), got {shown(name)}.")
         check_number(f"{where}[{name!r}]", layer, integer=True)
     return dict(value)
 
 
 def _check_scheduler(given):
     if given is not None and not isinstance(given, dict):
-        raise TypeError(f"scheduler must be a dict, got {given!r} ({type(given).__name__}).")
+        raise TypeError(f"scheduler must be a dict, got {shown(given)} ({type(given).__name__}).")
     given = dict(given or {})
     for key in _BLOCK_KEYS:  # the seed writes "gradual_unfreeze": 3 for {"blocks": 3}
         if isinstance(given.get(key), int) and not isinstance(given.get(key), bool):
@@ -66,20 +66,20 @@ def _check_scheduler(given):
                                                                    "gradual_unfreeze", "slanted_triangle"))
     for key in ("linear_decay", "discriminative", "gradual_unfreeze", "slanted_triangle"):
         if not isinstance(s[key], dict):
-            raise TypeError(f"scheduler[{key!r}] must be a dict, got {s[key]!r}.")
+            raise TypeError(f"scheduler[{shown(key)}] must be a dict, got {shown(s[key])}.")
     s["warmup"] = check_number("scheduler['warmup']", s["warmup"], low=0, high=1, high_open=True)
     ld = s["linear_decay"]
     ld["start_point"] = check_number("scheduler['linear_decay']['start_point']", ld["start_point"], low=0, high=1)
     ld["end_learning_rate"] = check_number("scheduler['linear_decay']['end_learning_rate']",
                                            ld["end_learning_rate"], low=0)
     if not isinstance(s["noam_decay"], bool):
-        raise TypeError(f"scheduler['noam_decay'] must be True or False, got {s['noam_decay']!r}.")
+        raise TypeError(f"scheduler['noam_decay'] must be True or False, got {shown(s['noam_decay'])}.")
     for key in _BLOCK_KEYS:
         d = s[key]
         d["blocks"] = check_number(f"scheduler[{key!r}]['blocks']", d["blocks"], low=0, integer=True)
         d["params_layer"] = _check_params_layer(f"scheduler[{key!r}]['params_layer']", d["params_layer"])
         if d["blocks"] and d["params_layer"]:
-            raise ValueError(f"scheduler[{key!r}] sets both blocks={d['blocks']} and params_layer: choose one "
+            raise ValueError(f"scheduler[{shown(key)}] sets both blocks={d['blocks']} and params_layer: choose one "
                              f"(blocks=0 to use params_layer).")
     s["discriminative"]["factor"] = check_number("scheduler['discriminative']['factor']",
                                                  s["discriminative"]["factor"], low=0, low_open=True)
@@ -100,7 +100,7 @@ def _check_scheduler(given):
         rop = s["reduce_on_plateau"]
         if not isinstance(rop, dict):
             raise TypeError(f"scheduler['reduce_on_plateau'] must be None or a dict of ReduceLROnPlateau's "
-                            f"arguments, got {rop!r}.")
+                            f"arguments, got {shown(rop)}.")
         allowed = [k for k in inspect.signature(ReduceLROnPlateau).parameters if k != "learning_rate"]
         for key in rop:
             if key not in allowed:
@@ -124,15 +124,15 @@ def _check_layer_lr(value):
         return None
     if not isinstance(value, dict) or not value:
         raise TypeError(f"scheduler['layer_lr'] must be None or a non-empty dict {{sublayer name or regex: lr}}, "
-                        f"got {value!r}.")
+                        f"got {shown(value)}.")
     out = {}
     for pattern, lr in value.items():
         if not isinstance(pattern, str):
-            raise TypeError(f"scheduler['layer_lr']: keys must be sublayer names or regexes (str), got {pattern!r}.")
+            raise TypeError(f"scheduler['layer_lr']: keys must be sublayer names or regexes (str), got {shown(pattern)}.")
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(f"scheduler['layer_lr'][{pattern!r}] is not a valid regex: {exc}.") from None
+            raise ValueError(f"scheduler['layer_lr'][{shown(pattern)}] is not a valid regex: {exc}.") from None
         out[pattern] = check_number(f"scheduler['layer_lr'][{pattern!r}]", lr, low=0)
     return out
 
@@ -149,7 +149,7 @@ def _layer_lr_multipliers(layer_lr, names, base_lr):
     unused = [p for p in layer_lr if p not in used]
     if unused:
         raise ValueError(f"scheduler['layer_lr']: {', '.join(map(repr, unused))} match(es) no trainable parameter; "
-                         f"names look like {names[0]!r}.{did_you_mean(unused[0], names)}")
+                         f"names look like {shown(names[0])}.{did_you_mean(unused[0], names)}")
     return out
 
 
@@ -168,13 +168,13 @@ def _check_catalogue(s):
         return sched
     if not isinstance(sched, dict) or "name" not in sched:
         raise TypeError(f"scheduler['schedule'] must be None, a callable step -> lr or a dict with a 'name' "
-                        f"(one of paddle_strategy.catalogue.SCHEDULES), got {sched!r}.")
+                        f"(one of paddle_strategy.catalogue.SCHEDULES), got {shown(sched)}.")
     from .catalogue import registry
     entry = registry._lookup(sched["name"])  # unknown name: ValueError with did-you-mean
     allowed = set(entry.keys) | set(registry.GENERIC_KEYS) | {"name"}
     for key, value in sched.items():
         if key not in allowed:
-            raise ValueError(f"scheduler['schedule'] ({sched['name']!r}): unknown key {key!r} (value {value!r}). "
+            raise ValueError(f"scheduler['schedule'] ({shown(sched['name'])}): unknown key {shown(key)} (value {shown(value)}). "
                              f"Allowed keys: {', '.join(sorted(allowed))}.{did_you_mean(key, allowed)}")
     return dict(sched)
 
@@ -383,8 +383,8 @@ def _check_names(where, given, names, all_names):
     for n in given:
         if n not in known:
             if n in all_names:
-                raise ValueError(f"{where}: parameter {n!r} is frozen (stop_gradient=True) and cannot be used.")
-            raise ValueError(f"{where}: {n!r} is not a parameter of the model.{did_you_mean(n, names)}")
+                raise ValueError(f"{where}: parameter {shown(n)} is frozen (stop_gradient=True) and cannot be used.")
+            raise ValueError(f"{where}: {shown(n)} is not a parameter of the model.{did_you_mean(n, names)}")
 
 
 def _layer_map(key, params_layer, model, names):
@@ -414,7 +414,7 @@ def _pretrained_names(pretrained, model, names):
         elif isinstance(item, paddle.Tensor) and id(item) in by_id:
             found.add(by_id[id(item)])
         else:
-            raise ValueError(f"build(pretrained=...): {getattr(item, 'name', item)!r} is not a parameter of "
+            raise ValueError(f"build(pretrained=...): {shown(getattr(item, 'name', item))} is not a parameter of "
                              f"the model.")
     return found
 
@@ -446,7 +446,7 @@ class AdamWeightDecayStrategy(_Preset):
         self._warmup_proportion, self._weight_decay = warmup_proportion, weight_decay
         self._optimizer_name = optimizer_name
         if lr_scheduler not in ("linear_decay", "noam_decay"):
-            raise ValueError(f"lr_scheduler={lr_scheduler!r} is not supported; use 'linear_decay' or "
+            raise ValueError(f"lr_scheduler={shown(lr_scheduler)} is not supported; use 'linear_decay' or "
                              f"'noam_decay'.{did_you_mean(lr_scheduler, ['linear_decay', 'noam_decay'])}")
         wp = check_number("warmup_proportion", warmup_proportion, low=0, high=1, high_open=True)
         if lr_scheduler == "noam_decay":

@@ -7,7 +7,7 @@ use float64, so values agree to about 1e-7 relative. From total_steps on, the va
 """
 from __future__ import annotations
 
-from ._validate import check_lr, check_number, check_steps
+from ._validate import check_lr, check_number, check_steps, shown
 from .parts import LRMomentum, Schedule, anneal_cos, with_restarts
 
 __all__ = ["make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr", "combined_cos"]
@@ -42,7 +42,7 @@ def make_fit_one_cycle(lr_max, total_steps, div=25.0, div_final=1e5, pct_start=0
     if moms is None:
         return LRMomentum(lr)
     if isinstance(moms, (str, bytes)) or not isinstance(moms, (list, tuple)) or len(moms) != 3:
-        raise ValueError(f"{where}.moms must be three momentums (start, middle, end) or None, got {moms!r}.")
+        raise ValueError(f"{where}.moms must be three momentums (start, middle, end) or None, got {shown(moms)}.")
     m = [check_number(f"{where}.moms[{i}]", v, low=0, high=1) for i, v in enumerate(moms)]
     return LRMomentum(lr, combined_cos(T, pct, *m))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ._validate import check_choice, check_lr, check_number, check_steps
+from ._validate import check_choice, check_lr, check_number, check_steps, shown
 from .parts import Schedule
 
 __all__ = ["make_warmup_stable_decay", "make_inverse_sqrt"]
@@ -43,7 +43,7 @@ def make_warmup_stable_decay(learning_rate, num_warmup_steps, num_decay_steps, n
     else:
         S = check_steps(f"{where}.num_stable_steps", num_stable_steps)
         if num_training_steps is not None and num_training_steps != W + S + D:
-            raise ValueError(f"{where}.num_training_steps={num_training_steps!r} disagrees with "
+            raise ValueError(f"{where}.num_training_steps={shown(num_training_steps)} disagrees with "
                              f"num_warmup_steps + num_stable_steps + num_decay_steps = {W + S + D}.")
     warm = check_choice(f"{where}.warmup_type", warmup_type, _SHAPES)
     decay = check_choice(f"{where}.decay_type", decay_type, _SHAPES)

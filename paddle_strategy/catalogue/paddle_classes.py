@@ -12,7 +12,7 @@ from array import array
 
 import paddle.optimizer.lr as plr
 
-from ._validate import did_you_mean
+from ._validate import did_you_mean, shown
 
 __all__ = ["PADDLE_CLASSES", "paddle_class_keys", "make_paddle_lr"]
 
@@ -38,7 +38,7 @@ def _resolve(class_name):
         else class_name
     if name not in PADDLE_CLASSES:
         hint = " (it is metric-driven: use catalogue.ReduceLROnPlateau)" if name == "ReduceOnPlateau" else ""
-        raise ValueError(f"paddle LR class {class_name!r} is not available{hint}. Allowed: "
+        raise ValueError(f"paddle LR class {shown(class_name)} is not available{hint}. Allowed: "
                          f"{', '.join(sorted(PADDLE_CLASSES))}.{did_you_mean(name, PADDLE_CLASSES)}")
     return PADDLE_CLASSES[name]
 
@@ -49,7 +49,7 @@ def _check_keys(where, class_name, kwargs):
         if key not in keys:
             why = " (a pure schedule always starts at step 0; resume by restoring the step)" \
                 if key == "last_epoch" else ""
-            raise ValueError(f"{where}: unknown key {key!r} (value {value!r}){why}. Allowed keys: "
+            raise ValueError(f"{where}: unknown key {shown(key)} (value {shown(value)}){why}. Allowed keys: "
                              f"{', '.join(sorted(keys))}.{did_you_mean(key, keys)}")
     missing = [k for k, required in keys.items() if required and k not in kwargs]
     if missing:
@@ -67,12 +67,12 @@ def _instantiate(class_name, kwargs):
         inner = dict(inner)
         if "name" not in inner:
             raise ValueError(f"{where}.learning_rate as a dict needs a 'name' key (a paddle LR class), got "
-                             f"{kwargs['learning_rate']!r}.")
+                             f"{shown(kwargs['learning_rate'])}.")
         args["learning_rate"] = _instantiate(inner.pop("name"), inner)
     try:
         return _resolve(class_name)(**args)
     except (TypeError, ValueError, AssertionError, ZeroDivisionError) as err:
-        raise ValueError(f"{where}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}): "
+        raise ValueError(f"{where}({', '.join(f'{k}={shown(v)}' for k, v in kwargs.items())}): "
                          f"{str(err).strip() or type(err).__name__}") from err
 
 
@@ -88,7 +88,7 @@ class _Replay:
 
     def __call__(self, step: int) -> float:
         if step < 0:
-            raise ValueError(f"{self.description}: step must be >= 0, got {step!r}.")
+            raise ValueError(f"{self.description}: step must be >= 0, got {shown(step)}.")
         values = self._values
         while len(values) <= step and not self._ended:
             try:

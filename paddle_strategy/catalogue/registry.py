@@ -12,7 +12,7 @@ from . import keras_bert_lr as kb
 from . import ppocr
 from . import tf_decays as tf
 from . import torch_schedulers as th
-from ._validate import check_bool, check_lr, check_steps, did_you_mean
+from ._validate import check_bool, check_lr, check_steps, did_you_mean, shown
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr, paddle_class_keys
 from .parts import Schedule, with_floor, with_warmup
 
@@ -119,7 +119,7 @@ def schedule_keys(name: str) -> dict:
 
 def _lookup(name):
     if name not in _ENTRIES:
-        raise ValueError(f"unknown schedule {name!r}. Allowed: {', '.join(sorted(_ENTRIES))}."
+        raise ValueError(f"unknown schedule {shown(name)}. Allowed: {', '.join(sorted(_ENTRIES))}."
                          f"{did_you_mean(name, _ENTRIES)}")
     return _ENTRIES[name]
 
@@ -148,9 +148,9 @@ def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch:
     for key, value in kwargs.items():
         if entry.own_warmup and key in GENERIC_KEYS and key.startswith("warmup") and key not in entry.keys:
             raise ValueError(f"{where}: has its own warmup ({', '.join(entry.own_warmup)}); use that instead "
-                             f"of {key}={value!r}.")
+                             f"of {key}={shown(value)}.")
         if key not in allowed:
-            raise ValueError(f"{where}: unknown key {key!r} (value {value!r}). Allowed keys: "
+            raise ValueError(f"{where}: unknown key {shown(key)} (value {shown(value)}). Allowed keys: "
                              f"{', '.join(allowed)}.{did_you_mean(key, allowed)}")
     own = {k: v for k, v in kwargs.items() if k in entry.keys}
     generic = {k: v for k, v in kwargs.items() if k not in entry.keys}
@@ -178,7 +178,7 @@ def _fill_context(where, entry, own, total_steps, steps_per_epoch):
             if not (key == "num_training_steps" and own.get("num_stable_steps") is not None):
                 own[key] = value
         elif key in ("step_each_epoch", "steps_per_epoch", "epochs") and own[key] != value:
-            raise ValueError(f"{where}: {key}={own[key]!r} conflicts with the run's {key}={value!r} "
+            raise ValueError(f"{where}: {key}={shown(own[key])} conflicts with the run's {key}={shown(value)} "
                              f"(from total_steps={total_steps}, steps_per_epoch={steps_per_epoch}).")
 
 
