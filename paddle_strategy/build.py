@@ -37,7 +37,7 @@ def _prefixed(where, exc):
 
 
 def _schedule(where, lr_config, total_steps, steps_per_epoch):
-    from .catalogue import make_schedule
+    from .catalogue.registry import make_run_schedule
     if isinstance(lr_config, (int, float)) and not isinstance(lr_config, bool):
         lr_config = {"name": "Const", "learning_rate": lr_config}
     if not isinstance(lr_config, dict):
@@ -45,7 +45,7 @@ def _schedule(where, lr_config, total_steps, steps_per_epoch):
     lr_config = dict(lr_config)
     name = lr_config.pop("name", "Const")
     try:
-        return make_schedule(name, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **lr_config)
+        return make_run_schedule(name, lr_config, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     except (ValueError, TypeError) as exc:
         raise _prefixed(where, exc) from None
 

@@ -36,6 +36,7 @@ import paddle
 
 from ._checks import check_number, did_you_mean, shown
 from .blocks import infer_blocks
+from .catalogue._validate import check_divisor
 from .catalogue.fastai_schedules import make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr
 from .catalogue.parts import LRMomentum, join_schedules
 from .lr import StrategyLR
@@ -76,6 +77,9 @@ def _check_lr(where, lr):
         check_number(f"{where}.stop", lr.stop, low=0, low_open=True)
         if lr.start is not None:
             check_number(f"{where}.start", lr.start, low=0)
+            if lr.start > lr.stop:
+                raise ValueError(f"{where}={shown(lr)}: slice(lo, hi) needs lo <= hi (hi is the head's learning rate, "
+                                 f"lo the input block's).")
         return lr
     if isinstance(lr, bool) or not isinstance(lr, Real):
         raise TypeError(f"{where} must be a number or a slice (slice(hi) or slice(lo, hi)), got {shown(lr)} "
@@ -400,7 +404,7 @@ class FineTuneStrategy(_FastaiStrategy):
             raise ValueError(f"FineTuneStrategy: n_blocks must be >= 2 (the head and the body it freezes), "
                              f"got {n_blocks}.")
         self._base_lr = check_number("FineTuneStrategy: base_lr", base_lr, low=0, low_open=True)
-        self._lr_mult = check_number("FineTuneStrategy: lr_mult", lr_mult, low=0, low_open=True)
+        self._lr_mult = check_divisor("FineTuneStrategy: lr_mult", lr_mult)  # lowest block: base_lr / 2 / lr_mult
         if not isinstance(train_bn, bool):
             raise TypeError(f"FineTuneStrategy: train_bn must be True or False, got {shown(train_bn)}.")
         self._train_bn = train_bn

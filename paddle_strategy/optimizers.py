@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from numbers import Real
 
 import paddle
 
-from ._checks import did_you_mean, shown
+from ._checks import check_number, did_you_mean, shown
 
 # Every paddle.optimizer optimizer, by lower-case name.
 OPTIMIZERS = {
@@ -68,6 +69,9 @@ def check_kwargs(cls, kwargs: dict) -> None:
             raise ValueError(f"optimizer argument {shown(key)} is not accepted by paddle.optimizer.{cls.__name__}; "
                              f"it takes: {', '.join(choices)}.{did_you_mean(key, choices)}")
         _check_annotation(cls, key, kwargs[key])
+        value = kwargs[key]
+        if isinstance(value, Real) and not isinstance(value, bool):
+            check_number(f"paddle.optimizer.{cls.__name__} argument {key}", value, **_RANGES.get(key, {}))
     # Let Paddle judge the values now, on a throw-away parameter, rather than when training starts.
     probe = paddle.create_parameter([1], "float32")
     try:
@@ -75,6 +79,12 @@ def check_kwargs(cls, kwargs: dict) -> None:
     except Exception as exc:
         raise ValueError(f"paddle.optimizer.{cls.__name__} rejected the arguments {kwargs}: {exc}") from None
 
+
+# Ranges Paddle does not check (or checks only for some classes): eps = inf makes every update 0, a decay rate
+# of 1 or more never forgets (or diverges). Every other number must at least be finite.
+_OPEN_UNIT = {"low": 0, "high": 1, "high_open": True}
+_RANGES = {"epsilon": {"low": 0, "low_open": True}, "beta1": _OPEN_UNIT, "beta2": _OPEN_UNIT,
+           "momentum": _OPEN_UNIT, "rho": _OPEN_UNIT}
 
 _ANNOTATED = {"float": (int, float), "int": (int,), "bool": (bool,), "None": (type(None),), "str": (str,),
               "Tensor": (paddle.Tensor,)}

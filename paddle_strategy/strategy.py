@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import sys
+import warnings
 
 import paddle
 
@@ -81,8 +83,11 @@ def _check_scheduler(given):
         if d["blocks"] and d["params_layer"]:
             raise ValueError(f"scheduler[{shown(key)}] sets both blocks={d['blocks']} and params_layer: choose one "
                              f"(blocks=0 to use params_layer).")
-    s["discriminative"]["factor"] = check_number("scheduler['discriminative']['factor']",
-                                                 s["discriminative"]["factor"], low=0, low_open=True)
+    dis = s["discriminative"]
+    dis["factor"] = _check_factor("scheduler['discriminative']['factor']", dis["factor"],
+                                  "scheduler['discriminative']['params_layer']" if dis["params_layer"] else
+                                  f"scheduler['discriminative']['blocks']={dis['blocks']}",
+                                  _span(dis["blocks"], dis["params_layer"]))
     st = s["slanted_triangle"]
     st["cut_fraction"] = check_number("scheduler['slanted_triangle']['cut_fraction']", st["cut_fraction"],
                                       low=0, high=1, high_open=True)
@@ -115,6 +120,34 @@ def _check_scheduler(given):
             raise ValueError("scheduler: noam_decay needs warmup > 0 (it decays as sqrt(W / t) after W warmup "
                              f"steps), got warmup={s['warmup']}.")
     return s
+
+
+def _span(blocks, params_layer):
+    """The largest k in factor**-k: blocks - 1, or the spread of the layers in params_layer."""
+    if params_layer:
+        return max(params_layer.values()) - min(params_layer.values())
+    return max(blocks - 1, 0)
+
+
+def _check_factor(where, factor, where_blocks, span):
+    """Discriminative fine-tuning's factor: block k gets lr * factor**-k, k = 0 (the head) .. span.
+
+    factor < 1 would give the blocks nearer the input a larger learning rate than the head; a factor so large
+    that factor**-span is no longer a normal float would give the lowest blocks a learning rate of 0.
+    """
+    factor = check_number(where, factor, low=0, low_open=True)
+    if factor < 1:
+        raise ValueError(f"{where} must be >= 1 (block k trains at learning_rate * factor**-k, so {factor:g} would "
+                         f"give the blocks nearer the input a larger learning rate than the head), got {factor!r}.")
+    try:
+        lowest = factor ** -span
+    except OverflowError:
+        lowest = 0.0
+    if lowest < sys.float_info.min:
+        raise ValueError(f"{where}={factor!r} with {where_blocks}: the lowest block (k={span}) would train at "
+                         f"learning_rate * factor**-{span} = learning_rate * {lowest:g}, i.e. never; use a smaller "
+                         f"factor or fewer blocks.")
+    return factor
 
 
 def _check_layer_lr(value):
@@ -242,11 +275,12 @@ class CombinedStrategy:
         if s["schedule"] is not None:
             if callable(s["schedule"]):
                 return s["schedule"]
-            from .catalogue import make_schedule, registry
+            from .catalogue import registry
             kwargs = {k: v for k, v in s["schedule"].items() if k != "name"}
             if "learning_rate" in registry.schedule_keys(s["schedule"]["name"]):
                 kwargs.setdefault("learning_rate", lr)
-            return make_schedule(s["schedule"]["name"], total_steps=T, steps_per_epoch=steps_per_epoch, **kwargs)
+            return registry.make_run_schedule(s["schedule"]["name"], kwargs, total_steps=T,
+                                              steps_per_epoch=steps_per_epoch)
         st = s["slanted_triangle"]
         if st["cut_fraction"] > 0:
             cut = schedules.steps_for_fraction(T, st["cut_fraction"])
@@ -334,6 +368,9 @@ class CombinedStrategy:
             top = max(layers.values())
             unfreeze = [([params[n]], top - lv) for n, lv in layers.items()]
 
+        if unfreeze:
+            self._warn_never_unfrozen(unfreeze, T, steps_per_epoch, {id(p): n for n, p in named})
+
         for n, p in named:
             if not hasattr(p, "_ps_base_lr"):  # a ParamAttr learning_rate the user set stays a factor
                 p._ps_base_lr = p.optimize_attr.get("learning_rate", 1.0)
@@ -376,6 +413,33 @@ class CombinedStrategy:
         if getattr(schedule, "momentum", None) is not None:
             lr_scheduler.bind_momentum(optimizer, schedule.momentum)
         return optimizer, lr_scheduler
+
+
+    _frz_name = "scheduler['gradual_unfreeze']['blocks']"          # how the caller sets the number of blocks
+    _frz_layer_name = "scheduler['gradual_unfreeze']['params_layer']"
+
+    def _warn_never_unfrozen(self, unfreeze, total_steps, steps_per_epoch, name_of):
+        """Warn when gradual unfreezing's run is too short for some blocks ever to train: the updates are
+        t = 0 .. total_steps - 1, in epoch t // steps_per_epoch, and a block first trains in its epoch."""
+        last = (total_steps - 1) // steps_per_epoch
+        never = [(params, first) for params, first in unfreeze if first > last]
+        if not never:
+            return
+        epochs = -(-total_steps // steps_per_epoch)
+        need = max(first for _, first in never) + 1
+        if self.scheduler["gradual_unfreeze"]["blocks"]:
+            names = [f"block {first} ({name_of[id(params[0])]} ... {name_of[id(params[-1])]}, {len(params)} "
+                     f"parameters)" for params, first in never]
+            change, what = f"{self._frz_name}={last + 1}", f"{len(names)} block(s)"
+        else:
+            names = [name_of[id(p)] for params, _ in never for p in params]
+            change = f"{self._frz_layer_name} with layers that unfreeze within {epochs} epoch(s)"
+            what = f"{len(names)} parameter(s)"
+        shown_names = "; ".join(names[:6]) + (f"; and {len(names) - 6} more" if len(names) > 6 else "")
+        warnings.warn(f"gradual unfreezing: the run has {epochs} epoch(s) of {steps_per_epoch} steps, and one more "
+                      f"block unfreezes per epoch, so {what} never train: {shown_names}. Train for "
+                      f"{need} epochs (RunConfig(num_epoch={need}) / Global.epoch_num: {need}) or set {change}.",
+                      stacklevel=3)
 
 
 def _check_names(where, given, names, all_names):
@@ -494,6 +558,7 @@ class ULMFiTStrategy(_Preset):
     dis_params_layer / frz_params_layer ({structured name: layer}) replace dis_blocks / frz_blocks when given.
     """
 
+    _frz_name, _frz_layer_name = "frz_blocks", "frz_params_layer"
     _args = ("learning_rate", "optimizer_name", "cut_fraction", "ratio", "dis_blocks", "factor", "dis_params_layer",
              "frz_blocks", "frz_params_layer")  # PaddleHub 1.x's order (v1.8), so positional calls keep working
 
@@ -501,6 +566,15 @@ class ULMFiTStrategy(_Preset):
                  factor=2.6, dis_params_layer=None, frz_blocks=3, frz_params_layer=None):
         for k in self._args:
             setattr(self, "_" + k, locals()[k])
+        # checked under the names the caller wrote, before they become scheduler entries
+        check_number("cut_fraction", cut_fraction, low=0, high=1, high_open=True)
+        check_number("ratio", ratio, low=1)
+        dis_blocks = check_number("dis_blocks", dis_blocks, low=0, integer=True)
+        frz_blocks = check_number("frz_blocks", frz_blocks, low=0, integer=True)
+        dis_params_layer = _check_params_layer("dis_params_layer", dis_params_layer)
+        frz_params_layer = _check_params_layer("frz_params_layer", frz_params_layer)
+        _check_factor("factor", factor, "dis_params_layer" if dis_params_layer else f"dis_blocks={dis_blocks}",
+                      _span(0 if dis_params_layer else dis_blocks, dis_params_layer))
         scheduler = {
             "slanted_triangle": {"cut_fraction": cut_fraction, "ratio": ratio},
             "discriminative": {"blocks": 0 if dis_params_layer else dis_blocks,

@@ -82,7 +82,7 @@ class RunConfig:
             "RunConfig.save_ckpt_interval", save_ckpt_interval, low=1, integer=True)
         self.num_epoch = check_number("RunConfig.num_epoch", num_epoch, low=1, integer=True)
         self.batch_size = check_number("RunConfig.batch_size", batch_size, low=1, integer=True)
-        self.seed = check_number("RunConfig.seed", seed, low=0, integer=True)
+        self.seed = check_number("RunConfig.seed", seed, low=0, high=2 ** 64 - 1, integer=True)  # paddle.seed: uint64
         self.keep_checkpoints = check_number("RunConfig.keep_checkpoints", keep_checkpoints, low=1, integer=True)
         self.num_workers = check_number("RunConfig.num_workers", num_workers, low=0, integer=True)
         self.eval_start_step = check_number("RunConfig.eval_start_step", eval_start_step, low=0, integer=True)
@@ -94,6 +94,9 @@ class RunConfig:
             checkpoint_dir = "ckpt_" + time.strftime("%Y%m%d%H%M%S")
         if not isinstance(checkpoint_dir, (str, os.PathLike)):
             raise TypeError(f"RunConfig.checkpoint_dir must be a path, got {checkpoint_dir!r}.")
+        if not os.fspath(checkpoint_dir).strip():  # "" would scatter checkpoints over the working directory
+            raise ValueError(f"RunConfig.checkpoint_dir must be a non-empty path, got {checkpoint_dir!r} "
+                             f"(None: a new ckpt_<time> directory).")
         self.checkpoint_dir = os.fspath(checkpoint_dir)
         if strategy is None:
             from .strategy import CombinedStrategy
@@ -370,7 +373,8 @@ class Trainer:
         if self.hub_protocol:
             sample_input = TraceCall(lambda batch: self.model.training_step(batch, 0)["loss"], sample)
         else:
-            args, kwargs, _ = _split_batch(sample)
+            args, kwargs, label = _split_batch(sample)
+            self._check_output(args, kwargs, label)
             sample_input = TraceCall(self.model, *args, **kwargs)
         self.optimizer, self.lr_scheduler = cfg.strategy.build(
             self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
@@ -380,6 +384,38 @@ class Trainer:
                            if not p.stop_gradient or hasattr(p, "_ps_base_lr")]
         self._fingerprint = self._make_fingerprint()
         self._setup_done = True
+
+    def _check_output(self, args, kwargs, label):
+        """One forward on the first batch (eval mode, no gradients) and loss_fn on it, so a forward whose output
+        loss_fn cannot take (e.g. a dict of logits and metrics) fails here, naming what it returned, rather
+        than at the first step."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with paddle.no_grad():
+                out = self.model(*args, **kwargs)
+                what = (f"a dict with keys {sorted(map(str, out))[:10]}" if isinstance(out, dict) else
+                        f"a Tensor of shape {list(out.shape)}" if isinstance(out, paddle.Tensor) else
+                        f"a {type(out).__name__}")
+                fix = ("return the logits (a Tensor) from forward and compute metrics outside it, or implement "
+                       "PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
+                       "{'loss': ..., 'metrics': {...}}")
+                if isinstance(out, dict):
+                    raise TypeError(f"Trainer: {type(self.model).__name__}.forward returned {what} on the first "
+                                    f"batch; loss_fn(output, label) needs what the loss takes: {fix}.")
+                try:
+                    loss = self.loss_fn(out, label)
+                except Exception as exc:
+                    raise TypeError(f"Trainer: loss_fn(output, label) failed on the first batch, where "
+                                    f"{type(self.model).__name__}.forward returned {what} ({type(exc).__name__}: "
+                                    f"{str(exc).strip()[:300]}); {fix}.") from exc
+        finally:
+            if was_training:
+                self.model.train()
+        if not isinstance(loss, paddle.Tensor) or int(loss.size) != 1:
+            got = f"shape {list(loss.shape)}" if isinstance(loss, paddle.Tensor) else type(loss).__name__
+            raise TypeError(f"Trainer: loss_fn must return one number per batch (a 1-element Tensor, e.g. "
+                            f"reduction='mean'), got {got} on the first batch.")
 
     def _make_fingerprint(self):
         cfg = self.config

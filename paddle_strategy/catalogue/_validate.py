@@ -7,12 +7,23 @@ from numbers import Integral, Real
 from .._checks import check_number, did_you_mean, shown
 
 __all__ = ["check_number", "check_lr", "check_steps", "check_bool", "check_choice", "check_numbers",
-           "check_last_epoch", "did_you_mean", "shown"]
+           "check_last_epoch", "check_divisor", "did_you_mean",
+           "shown"]
 
 
 def check_lr(where: str, value) -> float:
     """A learning rate (or momentum): a finite number >= 0."""
     return check_number(where, value, low=0)
+
+
+def check_divisor(where: str, value) -> float:
+    """A factor a peak learning rate is divided by (fastai's div / div_final, torch's div_factor): a finite
+    number >= 1; below 1 the schedule would start or end above its own peak, and 1e-300 makes it 1e300 times it."""
+    value = check_number(where, value, low=0, low_open=True)
+    if value < 1:
+        raise ValueError(f"{where} must be >= 1 (the peak learning rate is divided by it; {value:g} would put the "
+                         f"schedule above its own peak), got {value!r}.")
+    return value
 
 
 def check_steps(where: str, value, *, low: int = 0) -> int:

@@ -7,7 +7,7 @@ use float64, so values agree to about 1e-7 relative. From total_steps on, the va
 """
 from __future__ import annotations
 
-from ._validate import check_lr, check_number, check_steps, shown
+from ._validate import check_divisor, check_lr, check_number, check_steps, shown
 from .parts import LRMomentum, Schedule, anneal_cos, with_restarts
 
 __all__ = ["make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr", "combined_cos"]
@@ -35,8 +35,8 @@ def make_fit_one_cycle(lr_max, total_steps, div=25.0, div_final=1e5, pct_start=0
     where = "fit_one_cycle"
     top = check_lr(f"{where}.lr_max", lr_max)
     T = check_steps(f"{where}.total_steps", total_steps, low=1)
-    d = check_number(f"{where}.div", div, low=0, low_open=True)
-    d_final = check_number(f"{where}.div_final", div_final, low=0, low_open=True)
+    d = check_divisor(f"{where}.div", div)
+    d_final = check_divisor(f"{where}.div_final", div_final)
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     lr = combined_cos(T, pct, top / d, top, top / d_final)
     if moms is None:
@@ -52,7 +52,7 @@ def make_fit_flat_cos(lr, total_steps, div_final=1e5, pct_start=0.75) -> Schedul
     where = "fit_flat_cos"
     peak = check_lr(f"{where}.lr", lr)
     T = check_steps(f"{where}.total_steps", total_steps, low=1)
-    d_final = check_number(f"{where}.div_final", div_final, low=0, low_open=True)
+    d_final = check_divisor(f"{where}.div_final", div_final)
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     return combined_cos(T, pct, peak, peak, peak / d_final)
 

@@ -12,7 +12,7 @@ from array import array
 
 import paddle.optimizer.lr as plr
 
-from ._validate import did_you_mean, shown
+from ._validate import check_bool, check_lr, check_number, check_numbers, did_you_mean, shown
 
 __all__ = ["PADDLE_CLASSES", "paddle_class_keys", "make_paddle_lr"]
 
@@ -57,10 +57,33 @@ def _check_keys(where, class_name, kwargs):
                          f"{', '.join(sorted(keys))}.")
 
 
+def _is_lr(key):
+    return "learning_rate" in key or key.endswith("_lr") or key == "eta_min"
+
+
+def _check_values(where, class_name, kwargs):
+    """Type and range checks from the class's annotations, before paddle sees the values: paddle takes
+    `learning_rate=True` as 1.0 and NaN or inf learning rates without a word."""
+    params = inspect.signature(_resolve(class_name).__init__).parameters
+    for key, value in kwargs.items():
+        note, at = params[key].annotation, f"{where}.{key}"
+        if note in ("float", "float | LRScheduler"):
+            if isinstance(value, dict) and note != "float":
+                continue  # a nested LR class, checked when it is built
+            check_lr(at, value) if _is_lr(key) else check_number(at, value)
+        elif note == "int" or (note == "int | None" and value is not None):
+            check_number(at, value, integer=True)
+        elif note == "bool":
+            check_bool(at, value)
+        elif note in ("Sequence[int]", "Sequence[float]"):
+            check_numbers(at, value, integer=note == "Sequence[int]", low=0 if key == "values" else None)
+
+
 def _instantiate(class_name, kwargs):
     """A fresh paddle instance; a nested {'name': ..., ...} learning_rate (LinearWarmup) is built too."""
     where = f"paddle.{_resolve(class_name).__name__}"
     _check_keys(where, class_name, kwargs)
+    _check_values(where, class_name, kwargs)
     args = dict(kwargs)
     inner = args.get("learning_rate")
     if isinstance(inner, dict):

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from ._validate import (check_bool, check_choice, check_last_epoch, check_lr, check_number, check_numbers,
-                        check_steps, shown)
+from ._validate import (check_bool, check_choice, check_divisor, check_last_epoch, check_lr, check_number,
+                        check_numbers, check_steps, shown)
 from .parts import Schedule, anneal_cos, constant, with_restarts, with_warmup
 from .tf_decays import polynomial_curve
 from .torch_schedulers import ANNEALERS, one_cycle_curve
@@ -156,8 +156,8 @@ def make_ppocr_one_cycle(max_lr, epochs, step_each_epoch, anneal_strategy="cos",
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     if three and pct >= 0.5:
         raise ValueError(f"{where}.pct_start must be < 0.5 with three_phase=True, got {shown(pct_start)}.")
-    initial = top / check_number(f"{where}.div_factor", div_factor, low=0, low_open=True)
-    low = initial / check_number(f"{where}.final_div_factor", final_div_factor, low=0, low_open=True)
+    initial = top / check_divisor(f"{where}.div_factor", div_factor)
+    low = initial / check_divisor(f"{where}.final_div_factor", final_div_factor)
     points = (initial, top, initial, low) if three else (initial, top, low)
     curve = one_cycle_curve(n * spe, pct, three, points, anneal)
     return _warm(where, curve, warmup_epoch, spe, top, last_epoch)

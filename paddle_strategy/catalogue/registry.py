@@ -16,7 +16,7 @@ from ._validate import check_bool, check_lr, check_steps, did_you_mean, shown
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr, paddle_class_keys
 from .parts import Schedule, with_floor, with_warmup
 
-__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "schedule_keys"]
+__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "make_run_schedule", "schedule_keys"]
 
 # make_schedule's own keys, applied around any schedule that has no parameter of the same name.
 GENERIC_KEYS = {
@@ -162,6 +162,27 @@ def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch:
                          f"steps_per_epoch=.")
     schedule = entry.factory(**own)
     return _wrap(where, entry, schedule, generic)
+
+
+def make_run_schedule(name: str, config: dict, *, total_steps: int, steps_per_epoch: int | None = None):
+    """make_schedule for a training run of `total_steps` updates: `config` holds the schedule's keys as a user
+    wrote them. The run sets total_steps / steps_per_epoch; a schedule key of that name in `config` (e.g.
+    paddle.LinearLR's total_steps) must agree with the run rather than collide with it."""
+    config = dict(config)
+    run = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch}
+    for key in run:
+        if key not in config:
+            continue
+        given = config.pop(key)
+        if key not in _lookup(name).keys:
+            raise ValueError(f"schedule {name!r}: unknown key {key!r} (value {shown(given)}); the run's length "
+                             f"is set by the training run ({key}={run[key]}), not by the schedule.")
+        if run[key] is None:
+            run[key] = given
+        elif isinstance(given, bool) or given != run[key]:
+            raise ValueError(f"schedule {name!r}: {key}={shown(given)} does not match the run, which has "
+                             f"{key}={run[key]} (epochs x steps per epoch); drop {key}: it is filled in from the run.")
+    return make_schedule(name, **run, **config)
 
 
 def _fill_context(where, entry, own, total_steps, steps_per_epoch):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
-from ._validate import (check_bool, check_choice, check_lr, check_number, check_numbers, check_steps,
-                        shown)
+from ._validate import (check_bool, check_choice, check_divisor, check_lr, check_number, check_numbers,
+                        check_steps, shown)
 from .parts import LRMomentum, Schedule, anneal_cos, anneal_linear, by_epoch, with_restarts
 
 __all__ = ["make_step_lr", "make_multi_step_lr", "make_epoch_table", "make_cosine_annealing_lr",
@@ -155,8 +155,8 @@ def make_one_cycle_lr(max_lr, total_steps, pct_start=0.3, anneal_strategy="cos",
     T = check_steps(f"{where}.total_steps", total_steps, low=1)
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     anneal = ANNEALERS[check_choice(f"{where}.anneal_strategy", anneal_strategy, tuple(ANNEALERS))]
-    div = check_number(f"{where}.div_factor", div_factor, low=0, low_open=True)
-    final_div = check_number(f"{where}.final_div_factor", final_div_factor, low=0, low_open=True)
+    div = check_divisor(f"{where}.div_factor", div_factor)
+    final_div = check_divisor(f"{where}.final_div_factor", final_div_factor)
     three = check_bool(f"{where}.three_phase", three_phase)
     if three and pct >= 0.5:
         raise ValueError(f"{where}.pct_start must be < 0.5 with three_phase=True, got {shown(pct_start)}.")
