@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from numbers import Integral, Real
 
 SHOWN_LIMIT = 200  # characters of a user's value shown in an error message
@@ -76,7 +77,10 @@ def check_number(where: str, value, *, low=None, high=None, low_open=False, high
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, Integral if integer else Real):
         raise TypeError(f"{where} must be {kind}, got {shown(value)} ({type(value).__name__}).")
-    if not math.isfinite(value):
+    if isinstance(value, Integral):
+        if not integer and abs(value) > sys.float_info.max:  # exact as an int, but no float can hold it
+            raise ValueError(f"{where} must be within the float range (about 1.8e308), got {shown(value)}.")
+    elif not math.isfinite(value):
         raise ValueError(f"{where} must be finite, got {shown(value)}.")
     lo_bad = low is not None and (value <= low if low_open else value < low)
     hi_bad = high is not None and (value >= high if high_open else value > high)

@@ -38,6 +38,13 @@ class SafeFloatLoader(yaml.SafeLoader):
         self._ps_checked = set()
         return super().construct_document(node)
 
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python converts at most 4300 digits (sys.get_int_max_str_digits)
+            raise ConfigYAMLError(None, None, f"the integer {shown(node.value, 40)} has {len(node.value)} "
+                                  f"characters, more than Python converts", node.start_mark) from None
+
     def flatten_mapping(self, node):
         # Called on every mapping before its merge keys (<<) are folded in, so node.value is still what the
         # file says; a key that a merge brings in and the mapping sets again is an override, not a duplicate.
@@ -87,6 +94,7 @@ def _check_expansion(root):
     count(root)
 
 
+SafeFloatLoader.add_constructor("tag:yaml.org,2002:int", SafeFloatLoader.construct_yaml_int)
 SafeFloatLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -97,12 +105,13 @@ SafeFloatLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def yaml_value(text: str):
-    """The YAML-typed value of an override's right-hand side (`1e-3` -> 0.001, `true` -> True, `a=b` -> 'a=b')."""
+def yaml_value(text: str, where: str | None = None):
+    """The YAML-typed value of an override's right-hand side (`1e-3` -> 0.001, `true` -> True, `a=b` -> 'a=b').
+    YAML the loader refuses (a duplicate key, an alias bomb) is a ValueError starting with `where`."""
     try:
         return yaml.load(text, Loader=SafeFloatLoader)
     except ConfigYAMLError as exc:
-        raise ValueError(f"-o value {shown(text)}: {exc}") from None
+        raise ValueError(f"{where or '-o value ' + shown(text, 60)}: {exc}") from None
     except yaml.YAMLError:  # not YAML (e.g. `a: b: c`): the text as it is
         return text
 
@@ -122,7 +131,7 @@ def parse_overrides(items) -> list:
                 path = key.split(".")
                 if any(not part for part in path):
                     raise ValueError(f"-o {shown(token)}: empty part in key path {shown(key)}.")
-                pairs.append((path, yaml_value(value)))
+                pairs.append((path, yaml_value(value, f"-o {key}={shown(value, 60)}")))
     return pairs
 
 
