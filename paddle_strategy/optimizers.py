@@ -83,7 +83,7 @@ def check_kwargs(cls, kwargs: dict) -> None:
 # Ranges Paddle does not check (or checks only for some classes): eps = inf makes every update 0, a decay rate
 # of 1 or more never forgets (or diverges). Every other number must at least be finite.
 _OPEN_UNIT = {"low": 0, "high": 1, "high_open": True}
-_RANGES = {"epsilon": {"low": 0, "low_open": True}, "beta1": _OPEN_UNIT, "beta2": _OPEN_UNIT,
+_RANGES = {"epsilon": {"low": 0}, "beta1": _OPEN_UNIT, "beta2": _OPEN_UNIT,
            "momentum": _OPEN_UNIT, "rho": _OPEN_UNIT}
 
 _ANNOTATED = {"float": (int, float), "int": (int,), "bool": (bool,), "None": (type(None),), "str": (str,),

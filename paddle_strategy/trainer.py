@@ -373,8 +373,8 @@ class Trainer:
         if self.hub_protocol:
             sample_input = TraceCall(lambda batch: self.model.training_step(batch, 0)["loss"], sample)
         else:
-            args, kwargs, label = _split_batch(sample)
-            self._check_output(args, kwargs, label)
+            args, kwargs, _ = _split_batch(sample)
+            self._check_output(args, kwargs)
             sample_input = TraceCall(self.model, *args, **kwargs)
         self.optimizer, self.lr_scheduler = cfg.strategy.build(
             self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
@@ -385,37 +385,24 @@ class Trainer:
         self._fingerprint = self._make_fingerprint()
         self._setup_done = True
 
-    def _check_output(self, args, kwargs, label):
-        """One forward on the first batch (eval mode, no gradients) and loss_fn on it, so a forward whose output
-        loss_fn cannot take (e.g. a dict of logits and metrics) fails here, naming what it returned, rather
-        than at the first step."""
+    def _check_output(self, args, kwargs):
+        """One forward on the first batch (eval mode, no gradients), so a forward that returns a dict (e.g. logits
+        and metrics together), which loss_fn(output, label) cannot take, fails here, naming what it returned,
+        rather than inside the loss at the first step. loss_fn itself is not called: it may count its calls."""
         was_training = self.model.training
         self.model.eval()
         try:
             with paddle.no_grad():
                 out = self.model(*args, **kwargs)
-                what = (f"a dict with keys {sorted(map(str, out))[:10]}" if isinstance(out, dict) else
-                        f"a Tensor of shape {list(out.shape)}" if isinstance(out, paddle.Tensor) else
-                        f"a {type(out).__name__}")
-                fix = ("return the logits (a Tensor) from forward and compute metrics outside it, or implement "
-                       "PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
-                       "{'loss': ..., 'metrics': {...}}")
-                if isinstance(out, dict):
-                    raise TypeError(f"Trainer: {type(self.model).__name__}.forward returned {what} on the first "
-                                    f"batch; loss_fn(output, label) needs what the loss takes: {fix}.")
-                try:
-                    loss = self.loss_fn(out, label)
-                except Exception as exc:
-                    raise TypeError(f"Trainer: loss_fn(output, label) failed on the first batch, where "
-                                    f"{type(self.model).__name__}.forward returned {what} ({type(exc).__name__}: "
-                                    f"{str(exc).strip()[:300]}); {fix}.") from exc
         finally:
             if was_training:
                 self.model.train()
-        if not isinstance(loss, paddle.Tensor) or int(loss.size) != 1:
-            got = f"shape {list(loss.shape)}" if isinstance(loss, paddle.Tensor) else type(loss).__name__
-            raise TypeError(f"Trainer: loss_fn must return one number per batch (a 1-element Tensor, e.g. "
-                            f"reduction='mean'), got {got} on the first batch.")
+        if isinstance(out, dict):
+            raise TypeError(f"Trainer: {type(self.model).__name__}.forward returned a dict with keys "
+                            f"{sorted(map(str, out))[:10]} on the first batch, which loss_fn(output, label) cannot "
+                            f"take: return the logits (a Tensor) from forward and compute metrics outside it, or "
+                            f"implement PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
+                            f"{{'loss': ..., 'metrics': {{...}}}}.")
 
     def _make_fingerprint(self):
         cfg = self.config
