@@ -420,6 +420,9 @@ class FineTuneStrategy(_FastaiStrategy):
     def _uses_blocks(self):
         return True
 
+    def _warn_never_unfrozen(self, *args):
+        """fine_tune(epochs=0) trains the head alone by design: the body staying frozen is no surprise."""
+
     def schedule(self, max_train_steps, steps_per_epoch=None):
         """Phase 1's one-cycle (head at base_lr) for freeze_epochs epochs, then phase 2's (head at base_lr / 2)."""
         T = check_number("max_train_steps", max_train_steps, low=1, integer=True)
