@@ -85,8 +85,8 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
         raise ValueError(f"{where}: no_weight_decay_name / one_dim_param_no_weight_decay apply to AdamW only "
                          f"(name is {cls.__name__}).")
     if reg_cfg is not None and weight_decay is not None:
-        raise ValueError(f"{where}: regularizer={shown(reg_cfg)} and weight_decay={shown(weight_decay)} are both set; choose "
-                         f"one (PaddleOCR silently used the regularizer).")
+        raise ValueError(f"{where}: regularizer={shown(reg_cfg)} and weight_decay={shown(weight_decay)} are both "
+                         f"set; choose one (PaddleOCR silently used the regularizer).")
     if reg_cfg is not None and is_adamw:
         raise ValueError(f"{where}: AdamW decays weights itself; use weight_decay (decoupled) instead of "
                          f"regularizer={shown(reg_cfg)}.")

@@ -70,7 +70,8 @@ def _check_lr(where, lr):
     """A learning rate as fastai takes it: a number > 0, or slice(hi) / slice(lo, hi) with numbers > 0."""
     if isinstance(lr, slice):
         if lr.step is not None:
-            raise ValueError(f"{where}={shown(lr)}: a learning-rate slice is slice(hi) or slice(lo, hi), without a step.")
+            raise ValueError(f"{where}={shown(lr)}: a learning-rate slice is slice(hi) or slice(lo, hi), "
+                             f"without a step.")
         if lr.stop is None:
             raise ValueError(f"{where}={shown(lr)}: a learning-rate slice needs its upper end (the head's learning "
                              f"rate): slice(hi) or slice(lo, hi).")

@@ -161,7 +161,8 @@ def _check_layer_lr(value):
     out = {}
     for pattern, lr in value.items():
         if not isinstance(pattern, str):
-            raise TypeError(f"scheduler['layer_lr']: keys must be sublayer names or regexes (str), got {shown(pattern)}.")
+            raise TypeError(f"scheduler['layer_lr']: keys must be sublayer names or regexes (str), "
+                            f"got {shown(pattern)}.")
         try:
             re.compile(pattern)
         except re.error as exc:
@@ -207,7 +208,8 @@ def _check_catalogue(s):
     allowed = set(entry.keys) | set(registry.GENERIC_KEYS) | {"name"}
     for key, value in sched.items():
         if key not in allowed:
-            raise ValueError(f"scheduler['schedule'] ({shown(sched['name'])}): unknown key {shown(key)} (value {shown(value)}). "
+            raise ValueError(f"scheduler['schedule'] ({shown(sched['name'])}): unknown key {shown(key)} "
+                             f"(value {shown(value)}). "
                              f"Allowed keys: {', '.join(sorted(allowed))}.{did_you_mean(key, allowed)}")
     return dict(sched)
 
