@@ -4,7 +4,8 @@
                    save_epoch_step, use_gpu, pretrained_model (.pdparams loaded before training),
                    checkpoints (a directory of step_<n> checkpoints to resume from), seed, keep_checkpoints
     Architecture:  name (MiniLMClassifier) + its arguments (num_classes, dropout)
-    Loss:          name (CrossEntropyLoss) + its arguments
+    Loss:          name (CrossEntropyLoss) + its arguments: weight (one per class), ignore_index, label_smoothing;
+                   reduction only 'mean', soft_label false, use_softmax true, axis -1 (what this trainer feeds it)
     Metric:        name: a metric name or a list of them (acc, f1, precision, recall, matthews); the first
                    picks the best model
     Strategy:      name (a strategy class, e.g. ULMFiTStrategy) + its arguments    } exactly one of the two
@@ -12,7 +13,8 @@
     Train / Eval:  dataset: {name: RottenTomatoes, split: train | dev | test, size, max_len, split_seed}
                    loader: {batch_size_per_card, shuffle, num_workers}
 
-Every section and key is checked: an unknown one is an error naming its path, with "did you mean".
+Every section and key is checked, before any model or data loads: an unknown one is an error naming its path, with
+"did you mean"; a value of the wrong type or range names its YAML path (Global.seed, not RunConfig.seed).
 """
 from __future__ import annotations
 
