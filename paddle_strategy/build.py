@@ -27,7 +27,7 @@ import warnings
 
 import paddle
 
-from ._checks import check_number, did_you_mean
+from ._checks import check_number, did_you_mean, shown
 from .lr import StrategyLR
 from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
 from .regularizers import L2, InPlaceClipRegularize
@@ -46,15 +46,15 @@ def _prefixed(where, exc):
 
 
 def _schedule(where, lr_config, total_steps, steps_per_epoch):
-    from .catalogue import make_schedule
+    from .catalogue.registry import make_run_schedule
     if isinstance(lr_config, (int, float)) and not isinstance(lr_config, bool):
         lr_config = {"name": "Const", "learning_rate": lr_config}
     if not isinstance(lr_config, dict):
-        raise TypeError(f"{where} must be a mapping {{name: <schedule>, ...}} or a number, got {lr_config!r}.")
+        raise TypeError(f"{where} must be a mapping {{name: <schedule>, ...}} or a number, got {shown(lr_config)}.")
     lr_config = dict(lr_config)
     name = lr_config.pop("name", "Const")
     try:
-        return make_schedule(name, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **lr_config)
+        return make_run_schedule(name, lr_config, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
     except (ValueError, TypeError) as exc:
         raise _prefixed(where, exc) from None
 
@@ -62,7 +62,7 @@ def _schedule(where, lr_config, total_steps, steps_per_epoch):
 def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"):
     """(optimizer, lr_scheduler) for `model` from PaddleOCR's Optimizer schema (see the module docstring)."""
     if not isinstance(config, dict):
-        raise TypeError(f"{where} must be a mapping, got {config!r} ({type(config).__name__}).")
+        raise TypeError(f"{where} must be a mapping, got {shown(config)} ({type(config).__name__}).")
     epochs = check_number(f"{where}: epochs", epochs, low=1, integer=True)
     step_each_epoch = check_number(f"{where}: step_each_epoch", step_each_epoch, low=1, integer=True)
     cfg = dict(config)
@@ -94,12 +94,13 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
         raise ValueError(f"{where}: no_weight_decay_name / one_dim_param_no_weight_decay apply to AdamW only "
                          f"(name is {cls.__name__}).")
     if reg_cfg is not None and weight_decay is not None:
-        raise ValueError(f"{where}: regularizer={reg_cfg!r} and weight_decay={weight_decay!r} are both set; choose "
-                         f"one (PaddleOCR passes both to the optimizer as weight_decay and fails with a TypeError).")
+        raise ValueError(f"{where}: regularizer={shown(reg_cfg)} and weight_decay={shown(weight_decay)} are both "
+                         f"set; choose one (PaddleOCR passes both to the optimizer as weight_decay and fails with a "
+                         f"TypeError).")
     l2, l1 = 0.0, None
     if reg_cfg is not None:
         if not isinstance(reg_cfg, dict) or "name" not in reg_cfg:
-            raise TypeError(f"{where}.regularizer must be {{name: L1 | L2, factor: <number>}}, got {reg_cfg!r}.")
+            raise TypeError(f"{where}.regularizer must be {{name: L1 | L2, factor: <number>}}, got {shown(reg_cfg)}.")
         extra = set(reg_cfg) - {"name", "factor"}
         if extra:
             key = sorted(extra)[0]
@@ -107,7 +108,7 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
                              f"{did_you_mean(key, ['factor', 'name'])}")
         kind = str(reg_cfg["name"]).upper().removesuffix("DECAY")
         if kind not in ("L1", "L2"):
-            raise ValueError(f"{where}.regularizer.name: {reg_cfg['name']!r} is not one of L1, L2 (or L1Decay, "
+            raise ValueError(f"{where}.regularizer.name: {shown(reg_cfg['name'])} is not one of L1, L2 (or L1Decay, "
                              f"L2Decay).{did_you_mean(reg_cfg['name'], ['L1', 'L2', 'L1Decay', 'L2Decay'])}")
         factor = check_number(f"{where}.regularizer.factor", reg_cfg.get("factor", 0.0), low=0)
         if is_adamw and kind == "L1":
@@ -166,7 +167,7 @@ class OptimizerConfig:
 
     def __init__(self, config):
         if not isinstance(config, dict):
-            raise TypeError(f"Optimizer must be a mapping, got {config!r}.")
+            raise TypeError(f"Optimizer must be a mapping, got {shown(config)}.")
         self.config = dict(config)
 
     def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None):
@@ -215,18 +216,18 @@ def build_strategy(config, where="Strategy"):
         STRATEGIES = _strategies()
     if not isinstance(config, dict) or "name" not in config:
         raise TypeError(f"{where} must be a mapping with a name (one of {', '.join(sorted(STRATEGIES))}), "
-                        f"got {config!r}.")
+                        f"got {shown(config)}.")
     cfg = dict(config)
     name = cfg.pop("name")
     if name not in STRATEGIES:
-        raise ValueError(f"{where}.name: unknown strategy {name!r}. Allowed: {', '.join(sorted(STRATEGIES))}."
+        raise ValueError(f"{where}.name: unknown strategy {shown(name)}. Allowed: {', '.join(sorted(STRATEGIES))}."
                          f"{did_you_mean(name, STRATEGIES)}")
     cls = STRATEGIES[name]
     params = inspect.signature(cls).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         for key, value in cfg.items():
             if key not in params:
-                raise ValueError(f"{where}.{key}: unknown argument of {name} (value {value!r}). Allowed: "
+                raise ValueError(f"{where}.{key}: unknown argument of {name} (value {shown(value)}). Allowed: "
                                  f"{', '.join(params)}.{did_you_mean(key, params)}")
     try:
         return cls(**cfg)

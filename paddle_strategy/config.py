@@ -5,7 +5,10 @@ Differences from PaddleOCR's `tools/program.py`, on purpose:
   string "learning rate" far from where the value was written);
 - several `-o` flags and several pairs after one `-o` all apply, and a value may itself contain `=`;
 - override values are YAML-typed (`true`, `[1, 2]`, `null`, `3`, `0.5`);
-- unknown sections and keys are errors naming the key path, with "did you mean" (PaddleOCR ignores them).
+- unknown sections and keys are errors naming the key path, with "did you mean" (PaddleOCR ignores them);
+- a key written twice in one mapping is an error giving both lines (PyYAML keeps the last one silently);
+- aliases may not expand a document beyond MAX_YAML_NODES values (a ~1 KB "billion laughs" file of nested
+  aliases otherwise becomes a structure whose every printing takes minutes and gigabytes).
 """
 from __future__ import annotations
 
@@ -14,15 +17,84 @@ import re
 
 import yaml
 
-from ._checks import did_you_mean
+from ._checks import did_you_mean, shown
 
-__all__ = ["load_config", "parse_overrides", "apply_overrides", "yaml_value", "check_keys", "SafeFloatLoader"]
+__all__ = ["load_config", "parse_overrides", "apply_overrides", "yaml_value", "check_keys", "SafeFloatLoader",
+           "ConfigYAMLError", "MAX_YAML_NODES"]
+
+MAX_YAML_NODES = 100_000  # values in a document with every alias expanded; a large config has a few hundred
+
+
+class ConfigYAMLError(yaml.constructor.ConstructorError, ValueError):
+    """A YAML document refused by SafeFloatLoader (a duplicate key, an alias bomb): a YAMLError and a ValueError."""
 
 
 class SafeFloatLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that also reads `1e-3`, `5E+2` and `.5e1` as floats (YAML 1.2 style)."""
+    """yaml.SafeLoader that also reads `1e-3`, `5E+2` and `.5e1` as floats (YAML 1.2 style), refuses a key
+    given twice in one mapping, and refuses documents whose aliases expand beyond MAX_YAML_NODES values."""
+
+    def construct_document(self, node):
+        _check_expansion(node)
+        self._ps_checked = set()
+        return super().construct_document(node)
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python converts at most 4300 digits (sys.get_int_max_str_digits)
+            raise ConfigYAMLError(None, None, f"the integer {shown(node.value, 40)} has {len(node.value)} "
+                                  f"characters, more than Python converts", node.start_mark) from None
+
+    def flatten_mapping(self, node):
+        # Called on every mapping before its merge keys (<<) are folded in, so node.value is still what the
+        # file says; a key that a merge brings in and the mapping sets again is an override, not a duplicate.
+        checked = getattr(self, "_ps_checked", set())
+        if id(node) not in checked:
+            checked.add(id(node))
+            first = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise ConfigYAMLError(
+                        None, None, f"duplicate key {shown(key)}: set at line {first[key].line + 1} and again "
+                        f"at line {key_node.start_mark.line + 1} (YAML would keep the last one silently); "
+                        f"remove one of them", key_node.start_mark)
+                first[key] = key_node.start_mark
+        super().flatten_mapping(node)
 
 
+def _check_expansion(root):
+    """Refuse a node graph that has more than MAX_YAML_NODES nodes once every alias is expanded.
+
+    Aliases make the composed document a graph that shares nodes; its expanded size is counted over the
+    distinct nodes (memoized by identity), so a billion-laughs document is measured without expanding it.
+    """
+    size = {}
+
+    def count(node):
+        if id(node) in size:
+            return size[id(node)]
+        size[id(node)] = 1  # a node that contains itself (`&a [*a]`) counts once on the way round
+        if isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(count(n) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total = 1 + sum(count(k) + count(v) for k, v in node.value)
+        else:
+            total = 1
+        size[id(node)] = total
+        if total > MAX_YAML_NODES:
+            raise ConfigYAMLError(
+                None, None, f"this value expands to {total} values or more through aliases (*name); at most "
+                f"{MAX_YAML_NODES} are allowed in a config (nested aliases can grow a 1 KB file exponentially, "
+                f"a 'billion laughs'); write the values out or reuse fewer levels", node.start_mark)
+        return total
+
+    count(root)
+
+
+SafeFloatLoader.add_constructor("tag:yaml.org,2002:int", SafeFloatLoader.construct_yaml_int)
 SafeFloatLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -33,11 +105,14 @@ SafeFloatLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def yaml_value(text: str):
-    """The YAML-typed value of an override's right-hand side (`1e-3` -> 0.001, `true` -> True, `a=b` -> 'a=b')."""
+def yaml_value(text: str, where: str | None = None):
+    """The YAML-typed value of an override's right-hand side (`1e-3` -> 0.001, `true` -> True, `a=b` -> 'a=b').
+    YAML the loader refuses (a duplicate key, an alias bomb) is a ValueError starting with `where`."""
     try:
         return yaml.load(text, Loader=SafeFloatLoader)
-    except yaml.YAMLError:
+    except ConfigYAMLError as exc:
+        raise ValueError(f"{where or '-o value ' + shown(text, 60)}: {exc}") from None
+    except yaml.YAMLError:  # not YAML (e.g. `a: b: c`): the text as it is
         return text
 
 
@@ -52,11 +127,11 @@ def parse_overrides(items) -> list:
                 key, sep, value = token.partition("=")
                 key = key.strip()
                 if not sep or not key:
-                    raise ValueError(f"-o {token!r}: expected Key.path=value (e.g. Global.epoch_num=3).")
+                    raise ValueError(f"-o {shown(token)}: expected Key.path=value (e.g. Global.epoch_num=3).")
                 path = key.split(".")
                 if any(not part for part in path):
-                    raise ValueError(f"-o {token!r}: empty part in key path {key!r}.")
-                pairs.append((path, yaml_value(value)))
+                    raise ValueError(f"-o {shown(token)}: empty part in key path {shown(key)}.")
+                pairs.append((path, yaml_value(value, f"-o {key}={shown(value, 60)}")))
     return pairs
 
 
@@ -71,8 +146,8 @@ def apply_overrides(config: dict, pairs) -> dict:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
                 where = ".".join(path[:i + 1])
-                raise ValueError(f"-o {'.'.join(path)}: {where} is {nxt!r}, not a section, so it has no key "
-                                 f"{path[i + 1]!r}.")
+                raise ValueError(f"-o {'.'.join(path)}: {where} is {shown(nxt)}, not a section, so it has no key "
+                                 f"{shown(path[i + 1])}.")
             node = nxt
         node[path[-1]] = value
     return config
@@ -92,11 +167,11 @@ def load_config(path, overrides=()) -> dict:
 def check_keys(where: str, given: dict, allowed, required=()) -> dict:
     """Refuse keys not in `allowed` (naming the path, with did-you-mean) and missing `required` ones."""
     if not isinstance(given, dict):
-        raise TypeError(f"{where} must be a mapping, got {given!r} ({type(given).__name__}).")
+        raise TypeError(f"{where} must be a mapping, got {shown(given)} ({type(given).__name__}).")
     allowed = list(allowed)
     for key in given:
         if key not in allowed:
-            raise ValueError(f"{where}.{key}: unknown key (value {given[key]!r}). Allowed keys: "
+            raise ValueError(f"{where}.{key}: unknown key (value {shown(given[key])}). Allowed keys: "
                              f"{', '.join(sorted(map(str, allowed)))}.{did_you_mean(key, allowed)}")
     for key in required:
         if key not in given:

@@ -34,8 +34,9 @@ from numbers import Real
 
 import paddle
 
-from ._checks import check_number, did_you_mean
+from ._checks import check_number, did_you_mean, shown
 from .blocks import infer_blocks
+from .catalogue._validate import check_divisor
 from .catalogue.fastai_schedules import make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr
 from .catalogue.parts import LRMomentum, join_schedules
 from .lr import StrategyLR
@@ -69,16 +70,20 @@ def _check_lr(where, lr):
     """A learning rate as fastai takes it: a number > 0, or slice(hi) / slice(lo, hi) with numbers > 0."""
     if isinstance(lr, slice):
         if lr.step is not None:
-            raise ValueError(f"{where}={lr!r}: a learning-rate slice is slice(hi) or slice(lo, hi), without a step.")
+            raise ValueError(f"{where}={shown(lr)}: a learning-rate slice is slice(hi) or slice(lo, hi), "
+                             f"without a step.")
         if lr.stop is None:
-            raise ValueError(f"{where}={lr!r}: a learning-rate slice needs its upper end (the head's learning "
+            raise ValueError(f"{where}={shown(lr)}: a learning-rate slice needs its upper end (the head's learning "
                              f"rate): slice(hi) or slice(lo, hi).")
         check_number(f"{where}.stop", lr.stop, low=0, low_open=True)
         if lr.start is not None:
             check_number(f"{where}.start", lr.start, low=0)
+            if lr.start > lr.stop:
+                raise ValueError(f"{where}={shown(lr)}: slice(lo, hi) needs lo <= hi (hi is the head's learning rate, "
+                                 f"lo the input block's).")
         return lr
     if isinstance(lr, bool) or not isinstance(lr, Real):
-        raise TypeError(f"{where} must be a number or a slice (slice(hi) or slice(lo, hi)), got {lr!r} "
+        raise TypeError(f"{where} must be a number or a slice (slice(hi) or slice(lo, hi)), got {shown(lr)} "
                         f"({type(lr).__name__}).")
     check_number(where, lr, low=0, low_open=True)
     return lr
@@ -145,12 +150,12 @@ def _blocks_arg(model, blocks):
     if isinstance(blocks, (str, bytes)) or not isinstance(blocks, (list, tuple)) or not blocks or not all(
             isinstance(b, (list, tuple)) and all(isinstance(n, str) for n in b) for b in blocks):
         raise TypeError(f"blocks must be a non-empty list of blocks, each a list of structured parameter names "
-                        f"(ps.infer_blocks(...) or a built strategy's lr_scheduler), got {blocks!r}.")
+                        f"(ps.infer_blocks(...) or a built strategy's lr_scheduler), got {shown(blocks)}.")
     names = dict(model.named_parameters())
     for block in blocks:
         for n in block:
             if n not in names:
-                raise ValueError(f"blocks: {n!r} is not a parameter of the model.{did_you_mean(n, names)}")
+                raise ValueError(f"blocks: {shown(n)} is not a parameter of the model.{did_you_mean(n, names)}")
     return [list(b) for b in blocks], names
 
 
@@ -167,7 +172,7 @@ def freeze_to(model, blocks, n: int, *, train_bn: bool = True) -> list:
     groups, params = _blocks_arg(model, blocks)
     n = check_number("freeze_to: n", n, integer=True)
     if not isinstance(train_bn, bool):
-        raise TypeError(f"train_bn must be True or False, got {train_bn!r}.")
+        raise TypeError(f"train_bn must be True or False, got {shown(train_bn)}.")
     L = len(groups)
     frozen_count = n if n >= 0 else L + n  # fastai's frozen_idx
     if frozen_count >= L:
@@ -208,11 +213,11 @@ def _check_moms(where, moms, optimizer_cls):
     if moms is None:
         return None
     if isinstance(moms, (str, bytes)) or not isinstance(moms, (list, tuple)) or len(moms) != 3:
-        raise ValueError(f"{where}: moms must be three momentums (start, middle, end) or None, got {moms!r}.")
+        raise ValueError(f"{where}: moms must be three momentums (start, middle, end) or None, got {shown(moms)}.")
     moms = tuple(check_number(f"{where}: moms[{i}]", v, low=0, high=1) for i, v in enumerate(moms))
     takes = inspect.signature(optimizer_cls.__init__).parameters
     if "beta1" not in takes and "momentum" not in takes:
-        raise ValueError(f"{where}: moms={moms!r} cycles momentum, but paddle.optimizer.{optimizer_cls.__name__} "
+        raise ValueError(f"{where}: moms={shown(moms)} cycles momentum, but paddle.optimizer.{optimizer_cls.__name__} "
                          f"has neither beta1 nor momentum; pass moms=None, or use optimizer_name='momentum' "
                          f"or 'adam'.")
     return moms
@@ -400,9 +405,9 @@ class FineTuneStrategy(_FastaiStrategy):
             raise ValueError(f"FineTuneStrategy: n_blocks must be >= 2 (the head and the body it freezes), "
                              f"got {n_blocks}.")
         self._base_lr = check_number("FineTuneStrategy: base_lr", base_lr, low=0, low_open=True)
-        self._lr_mult = check_number("FineTuneStrategy: lr_mult", lr_mult, low=0, low_open=True)
+        self._lr_mult = check_divisor("FineTuneStrategy: lr_mult", lr_mult)  # lowest block: base_lr / 2 / lr_mult
         if not isinstance(train_bn, bool):
-            raise TypeError(f"FineTuneStrategy: train_bn must be True or False, got {train_bn!r}.")
+            raise TypeError(f"FineTuneStrategy: train_bn must be True or False, got {shown(train_bn)}.")
         self._train_bn = train_bn
         # phase 2's spread; the schedule runs at the head's rate of each phase
         cls = self._setup("base_lr", slice(base_lr / 2 / lr_mult, base_lr / 2), n_blocks, wd, optimizer_name,
@@ -415,6 +420,9 @@ class FineTuneStrategy(_FastaiStrategy):
 
     def _uses_blocks(self):
         return True
+
+    def _warn_never_unfrozen(self, *args):
+        """fine_tune(epochs=0) trains the head alone by design: the body staying frozen is no surprise."""
 
     def schedule(self, max_train_steps, steps_per_epoch=None):
         """Phase 1's one-cycle (head at base_lr) for freeze_epochs epochs, then phase 2's (head at base_lr / 2)."""

@@ -25,7 +25,7 @@ import warnings
 
 import paddle
 
-from ._checks import check_number, did_you_mean
+from ._checks import check_number, did_you_mean, shown
 from .catalogue.keras_bert_lr import calc_train_steps
 from .strategy import CombinedStrategy
 
@@ -92,14 +92,14 @@ class AdamWarmupStrategy(CombinedStrategy):
             if isinstance(weight_decay_pattern, (str, bytes)) or not isinstance(weight_decay_pattern,
                                                                                   (list, tuple)):
                 raise TypeError(f"{where}: weight_decay_pattern must be None or a list of substrings of parameter "
-                                f"names, got {weight_decay_pattern!r} ({type(weight_decay_pattern).__name__}).")
+                                f"names, got {shown(weight_decay_pattern)} ({type(weight_decay_pattern).__name__}).")
             for i, pattern in enumerate(weight_decay_pattern):
                 if not isinstance(pattern, str) or not pattern:
                     raise TypeError(f"{where}: weight_decay_pattern[{i}] must be a non-empty string, got "
-                                    f"{pattern!r}.")
+                                    f"{shown(pattern)}.")
             weight_decay_pattern = list(weight_decay_pattern)
         if not isinstance(amsgrad, bool):
-            raise TypeError(f"{where}: amsgrad must be True or False, got {amsgrad!r}.")
+            raise TypeError(f"{where}: amsgrad must be True or False, got {shown(amsgrad)}.")
         for k in self._args:
             setattr(self, "_" + k, locals()[k])
         schedule = {"name": "adam_warmup", "warmup_steps": warmup_steps, "min_lr": min_lr}

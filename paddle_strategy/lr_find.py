@@ -309,6 +309,7 @@ def _sweep_optimizer(model, optimizer, strategy, num_it, sample_input):
     # stays at the optimizer's own value, as in fastai.
     sweeping = copy.copy(strategy)
     sweeping.schedule = lambda max_train_steps, steps_per_epoch=None: _constant_one
+    sweeping._warn_never_unfrozen = lambda *args: None  # the sweep is one epoch on purpose: block 0 alone
     try:
         built, _ = sweeping.build(model, max_train_steps=num_it, steps_per_epoch=num_it, sample_input=sample_input)
     except (ValueError, TypeError) as exc:

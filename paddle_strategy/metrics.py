@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
-from ._checks import did_you_mean
+from ._checks import did_you_mean, shown
 
 __all__ = ["Accuracy", "F1", "Precision", "Recall", "Matthews", "make_metrics", "METRIC_NAMES"]
 
@@ -35,7 +35,7 @@ class _Confusion:
         pred = _as_classes(preds)
         label = np.asarray(labels).reshape(-1).astype("int64")
         if pred.shape != label.shape:
-            raise ValueError(f"metric {self.name!r}: {pred.shape[0]} predictions for {label.shape[0]} labels.")
+            raise ValueError(f"metric {shown(self.name)}: {pred.shape[0]} predictions for {label.shape[0]} labels.")
         pairs, n = np.unique(np.stack([label, pred]), axis=1, return_counts=True)
         for (y, p), k in zip(pairs.T.tolist(), n.tolist()):
             self.counts[(y, p)] = self.counts.get((y, p), 0) + k
@@ -169,7 +169,7 @@ def make_metrics(metrics) -> list:
     for i, m in enumerate(metrics):
         if isinstance(m, str):
             if m.lower() not in METRIC_NAMES:
-                raise ValueError(f"metrics[{i}]: unknown metric {m!r}. Allowed: "
+                raise ValueError(f"metrics[{i}]: unknown metric {shown(m)}. Allowed: "
                                  f"{', '.join(sorted(METRIC_NAMES))}, a paddle.metric.Metric or a callable "
                                  f"fn(preds, labels) -> float.{did_you_mean(m, METRIC_NAMES)}")
             out.append(METRIC_NAMES[m.lower()]())
@@ -179,7 +179,7 @@ def make_metrics(metrics) -> list:
             out.append(_Callable(m))
         else:
             raise TypeError(f"metrics[{i}] must be a metric name, a paddle.metric.Metric or a callable, "
-                            f"got {m!r} ({type(m).__name__}).")
+                            f"got {shown(m)} ({type(m).__name__}).")
     names = [m.name for m in out]
     if len(set(names)) != len(names):
         raise ValueError(f"metrics: names must be distinct, got {names}.")

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from numbers import Real
 
 import paddle
 
-from ._checks import did_you_mean
+from ._checks import check_number, did_you_mean, shown
 
 # Every paddle.optimizer optimizer, by lower-case name.
 OPTIMIZERS = {
@@ -45,13 +46,13 @@ def resolve(optimizer_name) -> type:
         return optimizer_name
     if not isinstance(optimizer_name, str):
         raise TypeError(f"optimizer_name must be a paddle.optimizer name (string) or an Optimizer subclass, got "
-                        f"{optimizer_name!r}.")
+                        f"{shown(optimizer_name)}.")
     key = optimizer_name.lower()
     if key in _GONE:
-        raise ValueError(f"optimizer_name={optimizer_name!r} is not available: {_GONE[key]}")
+        raise ValueError(f"optimizer_name={shown(optimizer_name)} is not available: {_GONE[key]}")
     if key not in OPTIMIZERS:
         valid = sorted(n for n in OPTIMIZERS if n not in _GONE)
-        raise ValueError(f"optimizer_name={optimizer_name!r} is not a paddle.optimizer optimizer. Valid names "
+        raise ValueError(f"optimizer_name={shown(optimizer_name)} is not a paddle.optimizer optimizer. Valid names "
                          f"(case-insensitive): {', '.join(valid)}.{did_you_mean(key, valid)}")
     return OPTIMIZERS[key]
 
@@ -61,13 +62,16 @@ def check_kwargs(cls, kwargs: dict) -> None:
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name")]
     for key in kwargs:
         if key in _MANAGED:
-            raise ValueError(f"optimizer argument {key}={kwargs[key]!r} is set by the strategy: "
+            raise ValueError(f"optimizer argument {key}={shown(kwargs[key])} is set by the strategy: "
                              f"{_MANAGED[key]}.")
         if key not in allowed:
             choices = [p for p in allowed if p not in _MANAGED]
-            raise ValueError(f"optimizer argument {key!r} is not accepted by paddle.optimizer.{cls.__name__}; "
+            raise ValueError(f"optimizer argument {shown(key)} is not accepted by paddle.optimizer.{cls.__name__}; "
                              f"it takes: {', '.join(choices)}.{did_you_mean(key, choices)}")
         _check_annotation(cls, key, kwargs[key])
+        value = kwargs[key]
+        if isinstance(value, Real) and not isinstance(value, bool):
+            check_number(f"paddle.optimizer.{cls.__name__} argument {key}", value, **_RANGES.get(key, {}))
     # Let Paddle judge the values now, on a throw-away parameter, rather than when training starts.
     probe = paddle.create_parameter([1], "float32")
     try:
@@ -75,6 +79,12 @@ def check_kwargs(cls, kwargs: dict) -> None:
     except Exception as exc:
         raise ValueError(f"paddle.optimizer.{cls.__name__} rejected the arguments {kwargs}: {exc}") from None
 
+
+# Ranges Paddle does not check (or checks only for some classes): eps = inf makes every update 0, a decay rate
+# of 1 or more never forgets (or diverges). Every other number must at least be finite.
+_OPEN_UNIT = {"low": 0, "high": 1, "high_open": True}
+_RANGES = {"epsilon": {"low": 0}, "beta1": _OPEN_UNIT, "beta2": _OPEN_UNIT,
+           "momentum": _OPEN_UNIT, "rho": _OPEN_UNIT}
 
 _ANNOTATED = {"float": (int, float), "int": (int,), "bool": (bool,), "None": (type(None),), "str": (str,),
               "Tensor": (paddle.Tensor,)}
@@ -93,7 +103,7 @@ def _check_annotation(cls, key, value):
     else:
         return
     if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
-        raise TypeError(f"optimizer argument {key}={value!r} for paddle.optimizer.{cls.__name__} must be "
+        raise TypeError(f"optimizer argument {key}={shown(value)} for paddle.optimizer.{cls.__name__} must be "
                         f"{note}, got {type(value).__name__}.")
 
 

@@ -4,7 +4,8 @@
                    save_epoch_step, use_gpu, pretrained_model (.pdparams loaded before training),
                    checkpoints (a directory of step_<n> checkpoints to resume from), seed, keep_checkpoints
     Architecture:  name (MiniLMClassifier) + its arguments (num_classes, dropout)
-    Loss:          name (CrossEntropyLoss) + its arguments
+    Loss:          name (CrossEntropyLoss) + its arguments: weight (one per class), ignore_index, label_smoothing;
+                   reduction only 'mean', soft_label false, use_softmax true, axis -1 (what this trainer feeds it)
     Metric:        name: a metric name or a list of them (acc, f1, precision, recall, matthews); the first
                    picks the best model
     Strategy:      name (a strategy class, e.g. ULMFiTStrategy) + its arguments    } exactly one of the two
@@ -12,7 +13,8 @@
     Train / Eval:  dataset: {name: RottenTomatoes, split: train | dev | test, size, max_len, split_seed}
                    loader: {batch_size_per_card, shuffle, num_workers}
 
-Every section and key is checked: an unknown one is an error naming its path, with "did you mean".
+Every section and key is checked, before any model or data loads: an unknown one is an error naming its path, with
+"did you mean"; a value of the wrong type or range names its YAML path (Global.seed, not RunConfig.seed).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import os
 
 import paddle
 
-from ._checks import check_number, did_you_mean
+from ._checks import check_number, did_you_mean, shown
+from .catalogue._validate import check_numbers
 from .build import strategy_from_config
 from .config import check_keys
 from .trainer import GlobalBatchSampler, RunConfig, Trainer
@@ -33,6 +36,7 @@ GLOBAL_KEYS = {"epoch_num": 1, "print_batch_step": 10, "eval_batch_step": None, 
                "save_epoch_step": None, "use_gpu": False, "pretrained_model": None, "checkpoints": None, "seed": 0,
                "keep_checkpoints": 3}
 DATASET_KEYS = {"name": "RottenTomatoes", "split": "train", "size": None, "max_len": 64, "split_seed": 0}
+MAX_SEED = 2 ** 64 - 1  # paddle.seed takes an unsigned 64-bit integer
 LOADER_KEYS = {"batch_size_per_card": 32, "shuffle": True, "num_workers": 0}
 
 
@@ -52,7 +56,7 @@ def check_config(config: dict) -> dict:
     step = g["eval_batch_step"]
     if isinstance(step, (list, tuple)):
         if len(step) != 2:
-            raise ValueError(f"Global.eval_batch_step must be an interval or [start, interval], got {step!r}.")
+            raise ValueError(f"Global.eval_batch_step must be an interval or [start, interval], got {shown(step)}.")
         g["eval_batch_step"] = [check_number("Global.eval_batch_step[0]", step[0], low=0, integer=True),
                                 check_number("Global.eval_batch_step[1]", step[1], low=1, integer=True)]
     elif step is not None:
@@ -60,7 +64,19 @@ def check_config(config: dict) -> dict:
     if g["save_epoch_step"] is not None:
         g["save_epoch_step"] = check_number("Global.save_epoch_step", g["save_epoch_step"], low=1, integer=True)
     if not isinstance(g["use_gpu"], bool):
-        raise TypeError(f"Global.use_gpu must be true or false, got {g['use_gpu']!r}.")
+        raise TypeError(f"Global.use_gpu must be true or false, got {shown(g['use_gpu'])}.")
+    g["seed"] = check_number("Global.seed", g["seed"], low=0, high=MAX_SEED, integer=True)
+    g["keep_checkpoints"] = check_number("Global.keep_checkpoints", g["keep_checkpoints"], low=1, integer=True)
+    _check_path("Global.save_model_dir", g["save_model_dir"])
+    if g["checkpoints"] is not None:
+        _check_path("Global.checkpoints", g["checkpoints"])
+    if g["pretrained_model"] is not None:  # checked here, not after the model has loaded
+        path = _check_path("Global.pretrained_model", g["pretrained_model"])
+        if os.path.isdir(path):
+            raise ValueError(f"Global.pretrained_model: {shown(path)} is a directory; give the .pdparams file "
+                             f"(to resume from a checkpoint directory use Global.checkpoints).")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Global.pretrained_model: {shown(path)} does not exist.")
     out["Global"] = g
     for part in ("Train", "Eval"):
         if out.get(part) is None:
@@ -69,10 +85,10 @@ def check_config(config: dict) -> dict:
         ds = dict(DATASET_KEYS, split="train" if part == "Train" else "dev")
         ds.update(check_keys(f"{part}.dataset", sec["dataset"], DATASET_KEYS))
         if ds["name"] != "RottenTomatoes":
-            raise ValueError(f"{part}.dataset.name: {ds['name']!r} is not available; allowed: RottenTomatoes."
+            raise ValueError(f"{part}.dataset.name: {shown(ds['name'])} is not available; allowed: RottenTomatoes."
                              f"{did_you_mean(ds['name'], ['RottenTomatoes'])}")
         if ds["split"] not in ("train", "dev", "test"):
-            raise ValueError(f"{part}.dataset.split: {ds['split']!r} is not one of train, dev, test."
+            raise ValueError(f"{part}.dataset.split: {shown(ds['split'])} is not one of train, dev, test."
                              f"{did_you_mean(ds['split'], ['train', 'dev', 'test'])}")
         if ds["size"] is not None:
             ds["size"] = check_number(f"{part}.dataset.size", ds["size"], low=1, integer=True)
@@ -83,23 +99,26 @@ def check_config(config: dict) -> dict:
                                                      loader["batch_size_per_card"], low=1, integer=True)
         loader["num_workers"] = check_number(f"{part}.loader.num_workers", loader["num_workers"], low=0,
                                              integer=True)
+        if not isinstance(loader["shuffle"], bool):
+            raise TypeError(f"{part}.loader.shuffle must be true or false, got {shown(loader['shuffle'])}.")
+        ds["split_seed"] = check_number(f"{part}.dataset.split_seed", ds["split_seed"], low=0, high=MAX_SEED,
+                                        integer=True)
         out[part] = {"dataset": ds, "loader": loader}
     arch = out["Architecture"]
     if not isinstance(arch, dict) or "name" not in arch:
         raise ValueError(f"Architecture must be a mapping with a name (one of {', '.join(_architectures())}).")
     if arch["name"] not in _architectures():
-        raise ValueError(f"Architecture.name: {arch['name']!r} is not available; allowed: "
+        raise ValueError(f"Architecture.name: {shown(arch['name'])} is not available; allowed: "
                          f"{', '.join(_architectures())}.{did_you_mean(arch['name'], _architectures())}")
     loader_fn, _ = _architectures()[arch["name"]]
     allowed = [p for p in inspect.signature(loader_fn).parameters if p != "model_dir"]
     check_keys("Architecture", {k: v for k, v in arch.items() if k != "name"}, allowed)
-    loss = out.get("Loss") or {"name": "CrossEntropyLoss"}
-    if loss.get("name") != "CrossEntropyLoss":
-        raise ValueError(f"Loss.name: {loss.get('name')!r} is not available; allowed: CrossEntropyLoss."
-                         f"{did_you_mean(loss.get('name'), ['CrossEntropyLoss'])}")
-    allowed = list(inspect.signature(paddle.nn.CrossEntropyLoss).parameters)
-    check_keys("Loss", {k: v for k, v in loss.items() if k != "name"}, allowed)
-    out["Loss"] = loss
+    arch = out["Architecture"] = dict(arch)
+    num_classes = arch["num_classes"] = check_number("Architecture.num_classes", arch.get("num_classes", 2),
+                                                     low=2, integer=True)  # softmax over one class is always 1
+    if "dropout" in arch:
+        arch["dropout"] = check_number("Architecture.dropout", arch["dropout"], low=0, high=1, high_open=True)
+    out["Loss"] = _check_loss(out.get("Loss"), num_classes)
     metric = out.get("Metric") or {"name": "acc"}
     check_keys("Metric", metric, ("name",), required=("name",))
     names = metric["name"] if isinstance(metric["name"], list) else [metric["name"]]
@@ -116,6 +135,49 @@ def check_config(config: dict) -> dict:
     else:  # run-length dependent checks (e.g. a slanted triangle too short) before any model loads
         strategy.schedule(spe * g["epoch_num"], spe)
     return out
+
+
+def _check_path(where, value):
+    if not isinstance(value, str) or not value.strip():
+        raise (TypeError if not isinstance(value, str) else ValueError)(
+            f"{where} must be a non-empty path, got {shown(value)}.")
+    return value
+
+
+def _check_loss(loss, num_classes):
+    """Loss: CrossEntropyLoss and the arguments of paddle.nn.CrossEntropyLoss that fit this trainer (integer
+    class labels, logits from the model, a loss averaged over each batch)."""
+    loss = dict(loss or {"name": "CrossEntropyLoss"})
+    if loss.get("name") != "CrossEntropyLoss":
+        raise ValueError(f"Loss.name: {shown(loss.get('name'))} is not available; allowed: CrossEntropyLoss."
+                         f"{did_you_mean(loss.get('name'), ['CrossEntropyLoss'])}")
+    allowed = [k for k in inspect.signature(paddle.nn.CrossEntropyLoss).parameters]
+    check_keys("Loss", {k: v for k, v in loss.items() if k != "name"}, allowed)
+    if loss.get("reduction", "mean") != "mean":
+        raise ValueError(f"Loss.reduction must be 'mean' (the trainer averages the loss over each batch and "
+                         f"scales nothing else), got {shown(loss['reduction'])}.")
+    if "weight" in loss and loss["weight"] is not None:
+        weight = check_numbers("Loss.weight", loss["weight"], low=0)
+        if len(weight) != num_classes:
+            raise ValueError(f"Loss.weight must have one entry per class (Architecture.num_classes={num_classes}), "
+                             f"got {len(weight)}: {shown(loss['weight'])}.")
+        if not any(weight):
+            raise ValueError(f"Loss.weight: every class weight is 0, so nothing would train: {shown(weight)}.")
+        loss["weight"] = [float(w) for w in weight]
+    if "ignore_index" in loss:
+        loss["ignore_index"] = check_number("Loss.ignore_index", loss["ignore_index"], integer=True)
+    for key, want in (("soft_label", False), ("use_softmax", True)):
+        if key in loss and loss[key] is not want:
+            why = ("labels are class indices, not distributions" if key == "soft_label"
+                   else "the model returns logits, which the loss must softmax")
+            raise ValueError(f"Loss.{key} must be {str(want).lower()} here ({why}), got {shown(loss[key])}.")
+    if "axis" in loss and (isinstance(loss["axis"], bool) or loss["axis"] not in (-1, 1)):
+        raise ValueError(f"Loss.axis must be -1 (the class axis of [batch, classes] logits), "
+                         f"got {shown(loss['axis'])}.")
+    if "label_smoothing" in loss:
+        loss["label_smoothing"] = check_number("Loss.label_smoothing", loss["label_smoothing"], low=0, high=1,
+                                               high_open=True)
+    return loss
 
 
 def _train_size(config):
@@ -156,8 +218,8 @@ def build_model(config):
     model, tokenizer = loader_fn(**arch)
     path = config["Global"]["pretrained_model"]
     if path:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Global.pretrained_model: {path} does not exist.")
+        if not os.path.isfile(path):  # check_config refused it already; the file may have gone since
+            raise FileNotFoundError(f"Global.pretrained_model: {path} is not a file.")
         from .checkpoints import load_weights
         missing, unexpected = model.set_state_dict(load_weights(path)) or ([], [])
         if missing or unexpected:
@@ -200,6 +262,8 @@ def build_trainer(config, *, model=None, tokenizer=None):
                     seed=g["seed"], keep_checkpoints=g["keep_checkpoints"], num_workers=loader["num_workers"],
                     shuffle=loader["shuffle"], eval_start_step=eval_start)
     loss = {k: v for k, v in config["Loss"].items() if k != "name"}
+    if loss.get("weight") is not None:
+        loss["weight"] = paddle.to_tensor(loss["weight"], dtype="float32")
     trainer = Trainer(model, run, train, dev, loss_fn=paddle.nn.CrossEntropyLoss(**loss),
                       metrics=config["Metric"]["name"], collate_fn=collate_padded, lengths=train.lengths(),
                       eval_batch_size=config["Eval"]["loader"]["batch_size_per_card"] if dev is not None else None)

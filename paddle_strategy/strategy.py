@@ -13,11 +13,13 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import sys
+import warnings
 
 import paddle
 
 from . import schedules
-from ._checks import check_number, did_you_mean, merge_dict, unknown_key_error
+from ._checks import check_number, did_you_mean, merge_dict, shown, unknown_key_error
 from .blocks import _depths, blocks_from_depths
 from .lr import StrategyLR
 from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
@@ -47,17 +49,17 @@ def _check_params_layer(where, value):
         return None
     if not isinstance(value, dict) or not value:
         raise TypeError(f"{where} must be None or a non-empty dict {{structured parameter name: layer}}, "
-                        f"got {value!r}.")
+                        f"got {shown(value)}.")
     for name, layer in value.items():
         if not isinstance(name, str):
-            raise TypeError(f"{where}: keys must be structured parameter names (str), got {name!r}.")
+            raise TypeError(f"{where}: keys must be structured parameter names (str), got {shown(name)}.")
         check_number(f"{where}[{name!r}]", layer, integer=True)
     return dict(value)
 
 
 def _check_scheduler(given):
     if given is not None and not isinstance(given, dict):
-        raise TypeError(f"scheduler must be a dict, got {given!r} ({type(given).__name__}).")
+        raise TypeError(f"scheduler must be a dict, got {shown(given)} ({type(given).__name__}).")
     given = dict(given or {})
     for key in _BLOCK_KEYS:  # the seed writes "gradual_unfreeze": 3 for {"blocks": 3}
         if isinstance(given.get(key), int) and not isinstance(given.get(key), bool):
@@ -66,23 +68,26 @@ def _check_scheduler(given):
                                                                    "gradual_unfreeze", "slanted_triangle"))
     for key in ("linear_decay", "discriminative", "gradual_unfreeze", "slanted_triangle"):
         if not isinstance(s[key], dict):
-            raise TypeError(f"scheduler[{key!r}] must be a dict, got {s[key]!r}.")
+            raise TypeError(f"scheduler[{shown(key)}] must be a dict, got {shown(s[key])}.")
     s["warmup"] = check_number("scheduler['warmup']", s["warmup"], low=0, high=1, high_open=True)
     ld = s["linear_decay"]
     ld["start_point"] = check_number("scheduler['linear_decay']['start_point']", ld["start_point"], low=0, high=1)
     ld["end_learning_rate"] = check_number("scheduler['linear_decay']['end_learning_rate']",
                                            ld["end_learning_rate"], low=0)
     if not isinstance(s["noam_decay"], bool):
-        raise TypeError(f"scheduler['noam_decay'] must be True or False, got {s['noam_decay']!r}.")
+        raise TypeError(f"scheduler['noam_decay'] must be True or False, got {shown(s['noam_decay'])}.")
     for key in _BLOCK_KEYS:
         d = s[key]
         d["blocks"] = check_number(f"scheduler[{key!r}]['blocks']", d["blocks"], low=0, integer=True)
         d["params_layer"] = _check_params_layer(f"scheduler[{key!r}]['params_layer']", d["params_layer"])
         if d["blocks"] and d["params_layer"]:
-            raise ValueError(f"scheduler[{key!r}] sets both blocks={d['blocks']} and params_layer: choose one "
+            raise ValueError(f"scheduler[{shown(key)}] sets both blocks={d['blocks']} and params_layer: choose one "
                              f"(blocks=0 to use params_layer).")
-    s["discriminative"]["factor"] = check_number("scheduler['discriminative']['factor']",
-                                                 s["discriminative"]["factor"], low=0, low_open=True)
+    dis = s["discriminative"]
+    dis["factor"] = _check_factor("scheduler['discriminative']['factor']", dis["factor"],
+                                  "scheduler['discriminative']['params_layer']" if dis["params_layer"] else
+                                  f"scheduler['discriminative']['blocks']={dis['blocks']}",
+                                  _span(dis["blocks"], dis["params_layer"]))
     st = s["slanted_triangle"]
     st["cut_fraction"] = check_number("scheduler['slanted_triangle']['cut_fraction']", st["cut_fraction"],
                                       low=0, high=1, high_open=True)
@@ -100,7 +105,7 @@ def _check_scheduler(given):
         rop = s["reduce_on_plateau"]
         if not isinstance(rop, dict):
             raise TypeError(f"scheduler['reduce_on_plateau'] must be None or a dict of ReduceLROnPlateau's "
-                            f"arguments, got {rop!r}.")
+                            f"arguments, got {shown(rop)}.")
         allowed = [k for k in inspect.signature(ReduceLROnPlateau).parameters if k != "learning_rate"]
         for key in rop:
             if key not in allowed:
@@ -117,6 +122,34 @@ def _check_scheduler(given):
     return s
 
 
+def _span(blocks, params_layer):
+    """The largest k in factor**-k: blocks - 1, or the spread of the layers in params_layer."""
+    if params_layer:
+        return max(params_layer.values()) - min(params_layer.values())
+    return max(blocks - 1, 0)
+
+
+def _check_factor(where, factor, where_blocks, span):
+    """Discriminative fine-tuning's factor: block k gets lr * factor**-k, k = 0 (the head) .. span.
+
+    factor < 1 would give the blocks nearer the input a larger learning rate than the head; a factor so large
+    that factor**-span is no longer a normal float would give the lowest blocks a learning rate of 0.
+    """
+    factor = check_number(where, factor, low=0, low_open=True)
+    if factor < 1:
+        raise ValueError(f"{where} must be >= 1 (block k trains at learning_rate * factor**-k, so {factor:g} would "
+                         f"give the blocks nearer the input a larger learning rate than the head), got {factor!r}.")
+    try:
+        lowest = factor ** -span
+    except OverflowError:
+        lowest = 0.0
+    if lowest < sys.float_info.min:
+        raise ValueError(f"{where}={factor!r} with {where_blocks}: the lowest block (k={span}) would train at "
+                         f"learning_rate * factor**-{span} = learning_rate * {lowest:g}, i.e. never; use a smaller "
+                         f"factor or fewer blocks.")
+    return factor
+
+
 def _check_layer_lr(value):
     """{sublayer name or regex: learning rate}; names are matched as a prefix of the structured parameter
     name ('encoder.layers.0' matches 'encoder.layers.0.query.weight'), else as a regex (re.search)."""
@@ -124,15 +157,16 @@ def _check_layer_lr(value):
         return None
     if not isinstance(value, dict) or not value:
         raise TypeError(f"scheduler['layer_lr'] must be None or a non-empty dict {{sublayer name or regex: lr}}, "
-                        f"got {value!r}.")
+                        f"got {shown(value)}.")
     out = {}
     for pattern, lr in value.items():
         if not isinstance(pattern, str):
-            raise TypeError(f"scheduler['layer_lr']: keys must be sublayer names or regexes (str), got {pattern!r}.")
+            raise TypeError(f"scheduler['layer_lr']: keys must be sublayer names or regexes (str), "
+                            f"got {shown(pattern)}.")
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(f"scheduler['layer_lr'][{pattern!r}] is not a valid regex: {exc}.") from None
+            raise ValueError(f"scheduler['layer_lr'][{shown(pattern)}] is not a valid regex: {exc}.") from None
         out[pattern] = check_number(f"scheduler['layer_lr'][{pattern!r}]", lr, low=0)
     return out
 
@@ -149,7 +183,7 @@ def _layer_lr_multipliers(layer_lr, names, base_lr):
     unused = [p for p in layer_lr if p not in used]
     if unused:
         raise ValueError(f"scheduler['layer_lr']: {', '.join(map(repr, unused))} match(es) no trainable parameter; "
-                         f"names look like {names[0]!r}.{did_you_mean(unused[0], names)}")
+                         f"names look like {shown(names[0])}.{did_you_mean(unused[0], names)}")
     return out
 
 
@@ -168,13 +202,14 @@ def _check_catalogue(s):
         return sched
     if not isinstance(sched, dict) or "name" not in sched:
         raise TypeError(f"scheduler['schedule'] must be None, a callable step -> lr or a dict with a 'name' "
-                        f"(one of paddle_strategy.catalogue.SCHEDULES), got {sched!r}.")
+                        f"(one of paddle_strategy.catalogue.SCHEDULES), got {shown(sched)}.")
     from .catalogue import registry
     entry = registry._lookup(sched["name"])  # unknown name: ValueError with did-you-mean
     allowed = set(entry.keys) | set(registry.GENERIC_KEYS) | {"name"}
     for key, value in sched.items():
         if key not in allowed:
-            raise ValueError(f"scheduler['schedule'] ({sched['name']!r}): unknown key {key!r} (value {value!r}). "
+            raise ValueError(f"scheduler['schedule'] ({shown(sched['name'])}): unknown key {shown(key)} "
+                             f"(value {shown(value)}). "
                              f"Allowed keys: {', '.join(sorted(allowed))}.{did_you_mean(key, allowed)}")
     return dict(sched)
 
@@ -242,11 +277,12 @@ class CombinedStrategy:
         if s["schedule"] is not None:
             if callable(s["schedule"]):
                 return s["schedule"]
-            from .catalogue import make_schedule, registry
+            from .catalogue import registry
             kwargs = {k: v for k, v in s["schedule"].items() if k != "name"}
             if "learning_rate" in registry.schedule_keys(s["schedule"]["name"]):
                 kwargs.setdefault("learning_rate", lr)
-            return make_schedule(s["schedule"]["name"], total_steps=T, steps_per_epoch=steps_per_epoch, **kwargs)
+            return registry.make_run_schedule(s["schedule"]["name"], kwargs, total_steps=T,
+                                              steps_per_epoch=steps_per_epoch)
         st = s["slanted_triangle"]
         if st["cut_fraction"] > 0:
             cut = schedules.steps_for_fraction(T, st["cut_fraction"])
@@ -334,6 +370,9 @@ class CombinedStrategy:
             top = max(layers.values())
             unfreeze = [([params[n]], top - lv) for n, lv in layers.items()]
 
+        if unfreeze:
+            self._warn_never_unfrozen(unfreeze, T, steps_per_epoch, {id(p): n for n, p in named})
+
         for n, p in named:
             if not hasattr(p, "_ps_base_lr"):  # a ParamAttr learning_rate the user set stays a factor
                 p._ps_base_lr = p.optimize_attr.get("learning_rate", 1.0)
@@ -378,13 +417,40 @@ class CombinedStrategy:
         return optimizer, lr_scheduler
 
 
+    _frz_name = "scheduler['gradual_unfreeze']['blocks']"          # how the caller sets the number of blocks
+    _frz_layer_name = "scheduler['gradual_unfreeze']['params_layer']"
+
+    def _warn_never_unfrozen(self, unfreeze, total_steps, steps_per_epoch, name_of):
+        """Warn when gradual unfreezing's run is too short for some blocks ever to train: the updates are
+        t = 0 .. total_steps - 1, in epoch t // steps_per_epoch, and a block first trains in its epoch."""
+        last = (total_steps - 1) // steps_per_epoch
+        never = [(params, first) for params, first in unfreeze if first > last]
+        if not never:
+            return
+        epochs = -(-total_steps // steps_per_epoch)
+        need = max(first for _, first in never) + 1
+        if self.scheduler["gradual_unfreeze"]["blocks"]:
+            names = [f"block {first} ({name_of[id(params[0])]} ... {name_of[id(params[-1])]}, {len(params)} "
+                     f"parameters)" for params, first in never]
+            change, what = f"{self._frz_name}={last + 1}", f"{len(names)} block(s)"
+        else:
+            names = [name_of[id(p)] for params, _ in never for p in params]
+            change = f"{self._frz_layer_name} with layers that unfreeze within {epochs} epoch(s)"
+            what = f"{len(names)} parameter(s)"
+        shown_names = "; ".join(names[:6]) + (f"; and {len(names) - 6} more" if len(names) > 6 else "")
+        warnings.warn(f"gradual unfreezing: the run has {epochs} epoch(s) of {steps_per_epoch} steps, and one more "
+                      f"block unfreezes per epoch, so {what} never train: {shown_names}. Train for "
+                      f"{need} epochs (RunConfig(num_epoch={need}) / Global.epoch_num: {need}) or set {change}.",
+                      stacklevel=3)
+
+
 def _check_names(where, given, names, all_names):
     known = set(names)
     for n in given:
         if n not in known:
             if n in all_names:
-                raise ValueError(f"{where}: parameter {n!r} is frozen (stop_gradient=True) and cannot be used.")
-            raise ValueError(f"{where}: {n!r} is not a parameter of the model.{did_you_mean(n, names)}")
+                raise ValueError(f"{where}: parameter {shown(n)} is frozen (stop_gradient=True) and cannot be used.")
+            raise ValueError(f"{where}: {shown(n)} is not a parameter of the model.{did_you_mean(n, names)}")
 
 
 def _layer_map(key, params_layer, model, names):
@@ -414,7 +480,7 @@ def _pretrained_names(pretrained, model, names):
         elif isinstance(item, paddle.Tensor) and id(item) in by_id:
             found.add(by_id[id(item)])
         else:
-            raise ValueError(f"build(pretrained=...): {getattr(item, 'name', item)!r} is not a parameter of "
+            raise ValueError(f"build(pretrained=...): {shown(getattr(item, 'name', item))} is not a parameter of "
                              f"the model.")
     return found
 
@@ -446,7 +512,7 @@ class AdamWeightDecayStrategy(_Preset):
         self._warmup_proportion, self._weight_decay = warmup_proportion, weight_decay
         self._optimizer_name = optimizer_name
         if lr_scheduler not in ("linear_decay", "noam_decay"):
-            raise ValueError(f"lr_scheduler={lr_scheduler!r} is not supported; use 'linear_decay' or "
+            raise ValueError(f"lr_scheduler={shown(lr_scheduler)} is not supported; use 'linear_decay' or "
                              f"'noam_decay'.{did_you_mean(lr_scheduler, ['linear_decay', 'noam_decay'])}")
         wp = check_number("warmup_proportion", warmup_proportion, low=0, high=1, high_open=True)
         if lr_scheduler == "noam_decay":
@@ -494,6 +560,7 @@ class ULMFiTStrategy(_Preset):
     dis_params_layer / frz_params_layer ({structured name: layer}) replace dis_blocks / frz_blocks when given.
     """
 
+    _frz_name, _frz_layer_name = "frz_blocks", "frz_params_layer"
     _args = ("learning_rate", "optimizer_name", "cut_fraction", "ratio", "dis_blocks", "factor", "dis_params_layer",
              "frz_blocks", "frz_params_layer")  # PaddleHub 1.x's order (v1.8), so positional calls keep working
 
@@ -501,6 +568,15 @@ class ULMFiTStrategy(_Preset):
                  factor=2.6, dis_params_layer=None, frz_blocks=3, frz_params_layer=None):
         for k in self._args:
             setattr(self, "_" + k, locals()[k])
+        # checked under the names the caller wrote, before they become scheduler entries
+        check_number("cut_fraction", cut_fraction, low=0, high=1, high_open=True)
+        check_number("ratio", ratio, low=1)
+        dis_blocks = check_number("dis_blocks", dis_blocks, low=0, integer=True)
+        frz_blocks = check_number("frz_blocks", frz_blocks, low=0, integer=True)
+        dis_params_layer = _check_params_layer("dis_params_layer", dis_params_layer)
+        frz_params_layer = _check_params_layer("frz_params_layer", frz_params_layer)
+        _check_factor("factor", factor, "dis_params_layer" if dis_params_layer else f"dis_blocks={dis_blocks}",
+                      _span(0 if dis_params_layer else dis_blocks, dis_params_layer))
         scheduler = {
             "slanted_triangle": {"cut_fraction": cut_fraction, "ratio": ratio},
             "discriminative": {"blocks": 0 if dis_params_layer else dis_blocks,

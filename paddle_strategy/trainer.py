@@ -82,7 +82,7 @@ class RunConfig:
             "RunConfig.save_ckpt_interval", save_ckpt_interval, low=1, integer=True)
         self.num_epoch = check_number("RunConfig.num_epoch", num_epoch, low=1, integer=True)
         self.batch_size = check_number("RunConfig.batch_size", batch_size, low=1, integer=True)
-        self.seed = check_number("RunConfig.seed", seed, low=0, integer=True)
+        self.seed = check_number("RunConfig.seed", seed, low=0, high=2 ** 64 - 1, integer=True)  # paddle.seed: uint64
         self.keep_checkpoints = check_number("RunConfig.keep_checkpoints", keep_checkpoints, low=1, integer=True)
         self.num_workers = check_number("RunConfig.num_workers", num_workers, low=0, integer=True)
         self.eval_start_step = check_number("RunConfig.eval_start_step", eval_start_step, low=0, integer=True)
@@ -110,6 +110,9 @@ class RunConfig:
             checkpoint_dir = "ckpt_" + time.strftime("%Y%m%d%H%M%S")
         if not isinstance(checkpoint_dir, (str, os.PathLike)):
             raise TypeError(f"RunConfig.checkpoint_dir must be a path, got {checkpoint_dir!r}.")
+        if not os.fspath(checkpoint_dir).strip():  # "" would scatter checkpoints over the working directory
+            raise ValueError(f"RunConfig.checkpoint_dir must be a non-empty path, got {checkpoint_dir!r} "
+                             f"(None: a new ckpt_<time> directory).")
         self.checkpoint_dir = os.fspath(checkpoint_dir)
         if strategy is None:
             from .strategy import CombinedStrategy
@@ -329,6 +332,7 @@ class Trainer:
             sample_input = TraceCall(lambda batch: self.model.training_step(batch, 0)["loss"], sample)
         else:
             args, kwargs, _ = _split_batch(sample)
+            self._check_output(args, kwargs)
             sample_input = TraceCall(self.model, *args, **kwargs)
         self.optimizer, self.lr_scheduler = cfg.strategy.build(
             self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
@@ -338,6 +342,25 @@ class Trainer:
                            if not p.stop_gradient or hasattr(p, "_ps_base_lr")]
         self._fingerprint = self._make_fingerprint()
         self._setup_done = True
+
+    def _check_output(self, args, kwargs):
+        """One forward on the first batch (eval mode, no gradients), so a forward that returns a dict (e.g. logits
+        and metrics together), which loss_fn(output, label) cannot take, fails here, naming what it returned,
+        rather than inside the loss at the first step. loss_fn itself is not called: it may count its calls."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with paddle.no_grad():
+                out = self.model(*args, **kwargs)
+        finally:
+            if was_training:
+                self.model.train()
+        if isinstance(out, dict):
+            raise TypeError(f"Trainer: {type(self.model).__name__}.forward returned a dict with keys "
+                            f"{sorted(map(str, out))[:10]} on the first batch, which loss_fn(output, label) cannot "
+                            f"take: return the logits (a Tensor) from forward and compute metrics outside it, or "
+                            f"implement PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
+                            f"{{'loss': ..., 'metrics': {{...}}}}.")
 
     def _make_fingerprint(self):
         cfg = self.config
@@ -476,7 +499,6 @@ class Trainer:
     def _run(self, do_eval):
         if not self._setup_done:
             raise ValueError("Trainer: no train_dataset was given, so there is nothing to fine-tune.")
-        cfg = self.config
         if do_eval and self.eval_dataset is None:
             raise ValueError("Trainer.finetune_and_eval: no eval_dataset was given.")
         self._take_lock()

@@ -26,7 +26,7 @@ from itertools import accumulate
 from typing import Callable, Sequence
 
 from .._checks import unknown_key_error
-from ._validate import check_choice, check_lr, check_number, check_numbers, check_steps
+from ._validate import check_choice, check_divisor, check_lr, check_number, check_numbers, check_steps, shown
 from .parts import LRMomentum, Schedule, anneal_cos, anneal_exp, anneal_linear, anneal_poly, with_restarts
 
 __all__ = ["make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr", "make_combine_scheds", "make_sched_exp",
@@ -137,14 +137,14 @@ def make_fit_one_cycle(lr_max, total_steps, div=25.0, div_final=1e5, pct_start=0
     where = "fit_one_cycle"
     top = check_lr(f"{where}.lr_max", lr_max)
     T = check_steps(f"{where}.total_steps", total_steps, low=1)
-    d = check_number(f"{where}.div", div, low=0, low_open=True)
-    d_final = check_number(f"{where}.div_final", div_final, low=0, low_open=True)
+    d = check_divisor(f"{where}.div", div)
+    d_final = check_divisor(f"{where}.div_final", div_final)
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     lr = combined_cos(T, pct, top / d, top, top / d_final)
     if moms is None:
         return LRMomentum(lr)
     if isinstance(moms, (str, bytes)) or not isinstance(moms, (list, tuple)) or len(moms) != 3:
-        raise ValueError(f"{where}.moms must be three momentums (start, middle, end) or None, got {moms!r}.")
+        raise ValueError(f"{where}.moms must be three momentums (start, middle, end) or None, got {shown(moms)}.")
     m = [check_number(f"{where}.moms[{i}]", v, low=0, high=1) for i, v in enumerate(moms)]
     return LRMomentum(lr, combined_cos(T, pct, *m))
 
@@ -154,7 +154,7 @@ def make_fit_flat_cos(lr, total_steps, div_final=1e5, pct_start=0.75) -> Schedul
     where = "fit_flat_cos"
     peak = check_lr(f"{where}.lr", lr)
     T = check_steps(f"{where}.total_steps", total_steps, low=1)
-    d_final = check_number(f"{where}.div_final", div_final, low=0, low_open=True)
+    d_final = check_divisor(f"{where}.div_final", div_final)
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     return combined_cos(T, pct, peak, peak, peak / d_final)
 

@@ -12,7 +12,7 @@ from array import array
 
 import paddle.optimizer.lr as plr
 
-from ._validate import did_you_mean
+from ._validate import check_bool, check_lr, check_number, check_numbers, did_you_mean, shown
 
 __all__ = ["PADDLE_CLASSES", "paddle_class_keys", "make_paddle_lr"]
 
@@ -38,7 +38,7 @@ def _resolve(class_name):
         else class_name
     if name not in PADDLE_CLASSES:
         hint = " (it is metric-driven: use catalogue.ReduceLROnPlateau)" if name == "ReduceOnPlateau" else ""
-        raise ValueError(f"paddle LR class {class_name!r} is not available{hint}. Allowed: "
+        raise ValueError(f"paddle LR class {shown(class_name)} is not available{hint}. Allowed: "
                          f"{', '.join(sorted(PADDLE_CLASSES))}.{did_you_mean(name, PADDLE_CLASSES)}")
     return PADDLE_CLASSES[name]
 
@@ -49,7 +49,7 @@ def _check_keys(where, class_name, kwargs):
         if key not in keys:
             why = " (a pure schedule always starts at step 0; resume by restoring the step)" \
                 if key == "last_epoch" else ""
-            raise ValueError(f"{where}: unknown key {key!r} (value {value!r}){why}. Allowed keys: "
+            raise ValueError(f"{where}: unknown key {shown(key)} (value {shown(value)}){why}. Allowed keys: "
                              f"{', '.join(sorted(keys))}.{did_you_mean(key, keys)}")
     missing = [k for k, required in keys.items() if required and k not in kwargs]
     if missing:
@@ -57,22 +57,45 @@ def _check_keys(where, class_name, kwargs):
                          f"{', '.join(sorted(keys))}.")
 
 
+def _is_lr(key):
+    return "learning_rate" in key or key.endswith("_lr") or key == "eta_min"
+
+
+def _check_values(where, class_name, kwargs):
+    """Type and range checks from the class's annotations, before paddle sees the values: paddle takes
+    `learning_rate=True` as 1.0 and NaN or inf learning rates without a word."""
+    params = inspect.signature(_resolve(class_name).__init__).parameters
+    for key, value in kwargs.items():
+        note, at = params[key].annotation, f"{where}.{key}"
+        if note in ("float", "float | LRScheduler"):
+            if isinstance(value, dict) and note != "float":
+                continue  # a nested LR class, checked when it is built
+            check_lr(at, value) if _is_lr(key) else check_number(at, value)
+        elif note == "int" or (note == "int | None" and value is not None):
+            check_number(at, value, integer=True)
+        elif note == "bool":
+            check_bool(at, value)
+        elif note in ("Sequence[int]", "Sequence[float]"):
+            check_numbers(at, value, integer=note == "Sequence[int]", low=0 if key == "values" else None)
+
+
 def _instantiate(class_name, kwargs):
     """A fresh paddle instance; a nested {'name': ..., ...} learning_rate (LinearWarmup) is built too."""
     where = f"paddle.{_resolve(class_name).__name__}"
     _check_keys(where, class_name, kwargs)
+    _check_values(where, class_name, kwargs)
     args = dict(kwargs)
     inner = args.get("learning_rate")
     if isinstance(inner, dict):
         inner = dict(inner)
         if "name" not in inner:
             raise ValueError(f"{where}.learning_rate as a dict needs a 'name' key (a paddle LR class), got "
-                             f"{kwargs['learning_rate']!r}.")
+                             f"{shown(kwargs['learning_rate'])}.")
         args["learning_rate"] = _instantiate(inner.pop("name"), inner)
     try:
         return _resolve(class_name)(**args)
     except (TypeError, ValueError, AssertionError, ZeroDivisionError) as err:
-        raise ValueError(f"{where}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}): "
+        raise ValueError(f"{where}({', '.join(f'{k}={shown(v)}' for k, v in kwargs.items())}): "
                          f"{str(err).strip() or type(err).__name__}") from err
 
 
@@ -88,7 +111,7 @@ class _Replay:
 
     def __call__(self, step: int) -> float:
         if step < 0:
-            raise ValueError(f"{self.description}: step must be >= 0, got {step!r}.")
+            raise ValueError(f"{self.description}: step must be >= 0, got {shown(step)}.")
         values = self._values
         while len(values) <= step and not self._ended:
             try:

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from numbers import Integral
 from typing import Callable, Sequence
 
-from ._validate import check_lr, check_number, check_numbers, check_steps
+from ._validate import check_lr, check_number, check_numbers, check_steps, shown
 
 Schedule = Callable[[int], float]
 
@@ -126,7 +126,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
                            integer=True)
     if len(schedules) != len(bounds) + 1:
         raise ValueError(f"join_schedules needs one more schedule than boundaries, got {len(schedules)} "
-                         f"schedules and boundaries {bounds!r}.")
+                         f"schedules and boundaries {shown(bounds)}.")
     starts = [0] + bounds
 
     def joined(step):

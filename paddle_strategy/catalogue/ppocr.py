@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from ._validate import (check_bool, check_choice, check_last_epoch, check_lr, check_number, check_numbers,
-                        check_steps)
+from ._validate import (check_bool, check_choice, check_divisor, check_last_epoch, check_lr, check_number,
+                        check_numbers, check_steps, shown)
 from .parts import Schedule, anneal_cos, constant, with_restarts, with_warmup
 from .tf_decays import polynomial_curve
 from .torch_schedulers import ANNEALERS, one_cycle_curve
@@ -42,8 +42,8 @@ def _warm(where, schedule, warmup_epoch, step_each_epoch, peak, last_epoch) -> S
     if W <= 0:
         return schedule
     if peak <= 0:
-        raise ValueError(f"{where}: warmup_epoch={warmup_epoch!r} needs a peak learning rate > 0 (paddle's "
-                         f"LinearWarmup ramps from 0 up to it), got {peak!r}.")
+        raise ValueError(f"{where}: warmup_epoch={shown(warmup_epoch)} needs a peak learning rate > 0 (paddle's "
+                         f"LinearWarmup ramps from 0 up to it), got {shown(peak)}.")
     return with_warmup(schedule, W, 0.0, end_lr=peak, shift=True)
 
 
@@ -98,9 +98,9 @@ def make_ppocr_piecewise(decay_epochs, values, step_each_epoch, epochs=None, war
     vals = [float(v) for v in check_numbers(f"{where}.values", values, low=0)]
     if len(vals) != len(bounds) + 1:
         raise ValueError(f"{where}.values must have one more element than decay_epochs ({len(bounds)}), got "
-                         f"{len(vals)}: {list(values)!r}.")
+                         f"{len(vals)}: {shown(list(values))}.")
     if learning_rate is not None and check_lr(f"{where}.learning_rate", learning_rate) != vals[0]:
-        raise ValueError(f"{where}.learning_rate={learning_rate!r} conflicts with values[0]={vals[0]!r}: "
+        raise ValueError(f"{where}.learning_rate={shown(learning_rate)} conflicts with values[0]={shown(vals[0])}: "
                          f"Piecewise starts at values[0] (PaddleOCR silently ignores learning_rate).")
     return _warm(where, lambda t: vals[bisect_right(bounds, t)], warmup_epoch, spe, vals[0], last_epoch)
 
@@ -131,7 +131,7 @@ def make_ppocr_cyclical_cosine(learning_rate, cycle, step_each_epoch, epochs=Non
     lr = check_lr(f"{where}.learning_rate", learning_rate)
     C = round(check_number(f"{where}.cycle", cycle, low=0, low_open=True) * spe)
     if C < 1:
-        raise ValueError(f"{where}.cycle={cycle!r} epochs is round({cycle!r} * {spe}) = {C} steps; "
+        raise ValueError(f"{where}.cycle={shown(cycle)} epochs is round({shown(cycle)} * {spe}) = {C} steps; "
                          f"it must be at least 1 step.")
     floor = check_lr(f"{where}.eta_min", eta_min)
     curve = with_restarts(lambda t, length, i: anneal_cos(lr, floor, t / length), C, 1, where=where)
@@ -155,9 +155,9 @@ def make_ppocr_one_cycle(max_lr, epochs, step_each_epoch, anneal_strategy="cos",
     three = check_bool(f"{where}.three_phase", three_phase)
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     if three and pct >= 0.5:
-        raise ValueError(f"{where}.pct_start must be < 0.5 with three_phase=True, got {pct_start!r}.")
-    initial = top / check_number(f"{where}.div_factor", div_factor, low=0, low_open=True)
-    low = initial / check_number(f"{where}.final_div_factor", final_div_factor, low=0, low_open=True)
+        raise ValueError(f"{where}.pct_start must be < 0.5 with three_phase=True, got {shown(pct_start)}.")
+    initial = top / check_divisor(f"{where}.div_factor", div_factor)
+    low = initial / check_divisor(f"{where}.final_div_factor", final_div_factor)
     points = (initial, top, initial, low) if three else (initial, top, low)
     curve = one_cycle_curve(n * spe, pct, three, points, anneal)
     return _warm(where, curve, warmup_epoch, spe, top, last_epoch)

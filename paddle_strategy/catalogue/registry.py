@@ -12,11 +12,11 @@ from . import keras_bert_lr as kb
 from . import ppocr
 from . import tf_decays as tf
 from . import torch_schedulers as th
-from ._validate import check_bool, check_lr, check_steps, did_you_mean
+from ._validate import check_bool, check_lr, check_steps, did_you_mean, shown
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr, paddle_class_keys
 from .parts import Schedule, with_floor, with_warmup
 
-__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "schedule_keys"]
+__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "make_run_schedule", "schedule_keys"]
 
 # make_schedule's own keys, applied around any schedule that has no parameter of the same name.
 GENERIC_KEYS = {
@@ -129,7 +129,7 @@ def schedule_keys(name: str) -> dict:
 
 def _lookup(name):
     if name not in _ENTRIES:
-        raise ValueError(f"unknown schedule {name!r}. Allowed: {', '.join(sorted(_ENTRIES))}."
+        raise ValueError(f"unknown schedule {shown(name)}. Allowed: {', '.join(sorted(_ENTRIES))}."
                          f"{did_you_mean(name, _ENTRIES)}")
     return _ENTRIES[name]
 
@@ -158,9 +158,9 @@ def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch:
     for key, value in kwargs.items():
         if entry.own_warmup and key in GENERIC_KEYS and key.startswith("warmup") and key not in entry.keys:
             raise ValueError(f"{where}: has its own warmup ({', '.join(entry.own_warmup)}); use that instead "
-                             f"of {key}={value!r}.")
+                             f"of {key}={shown(value)}.")
         if key not in allowed:
-            raise ValueError(f"{where}: unknown key {key!r} (value {value!r}). Allowed keys: "
+            raise ValueError(f"{where}: unknown key {shown(key)} (value {shown(value)}). Allowed keys: "
                              f"{', '.join(allowed)}.{did_you_mean(key, allowed)}")
     own = {k: v for k, v in kwargs.items() if k in entry.keys}
     generic = {k: v for k, v in kwargs.items() if k not in entry.keys}
@@ -172,6 +172,27 @@ def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch:
                          f"steps_per_epoch=.")
     schedule = entry.factory(**own)
     return _wrap(where, entry, schedule, generic)
+
+
+def make_run_schedule(name: str, config: dict, *, total_steps: int, steps_per_epoch: int | None = None):
+    """make_schedule for a training run of `total_steps` updates: `config` holds the schedule's keys as a user
+    wrote them. The run sets total_steps / steps_per_epoch; a schedule key of that name in `config` (e.g.
+    paddle.LinearLR's total_steps) must agree with the run rather than collide with it."""
+    config = dict(config)
+    run = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch}
+    for key in run:
+        if key not in config:
+            continue
+        given = config.pop(key)
+        if key not in _lookup(name).keys:
+            raise ValueError(f"schedule {name!r}: unknown key {key!r} (value {shown(given)}); the run's length "
+                             f"is set by the training run ({key}={run[key]}), not by the schedule.")
+        if run[key] is None:
+            run[key] = given
+        elif isinstance(given, bool) or given != run[key]:
+            raise ValueError(f"schedule {name!r}: {key}={shown(given)} does not match the run, which has "
+                             f"{key}={run[key]} (epochs x steps per epoch); drop {key}: it is filled in from the run.")
+    return make_schedule(name, **run, **config)
 
 
 def _fill_context(where, entry, own, total_steps, steps_per_epoch):
@@ -188,7 +209,7 @@ def _fill_context(where, entry, own, total_steps, steps_per_epoch):
             if not (key == "num_training_steps" and own.get("num_stable_steps") is not None):
                 own[key] = value
         elif key in ("step_each_epoch", "steps_per_epoch", "epochs") and own[key] != value:
-            raise ValueError(f"{where}: {key}={own[key]!r} conflicts with the run's {key}={value!r} "
+            raise ValueError(f"{where}: {key}={shown(own[key])} conflicts with the run's {key}={shown(value)} "
                              f"(from total_steps={total_steps}, steps_per_epoch={steps_per_epoch}).")
 
 

@@ -10,7 +10,7 @@ from bisect import bisect_left
 
 import numpy as np
 
-from ._validate import check_bool, check_lr, check_number, check_numbers, check_steps
+from ._validate import check_bool, check_lr, check_number, check_numbers, check_steps, shown
 from .parts import Schedule, anneal_cos, with_restarts
 
 __all__ = ["make_piecewise_constant", "make_exponential_decay", "make_natural_exp_decay",
@@ -43,7 +43,7 @@ def make_piecewise_constant(boundaries_steps, values) -> Schedule:
     vals = check_numbers("piecewise_constant.values", values, min_len=2, low=0)
     if len(vals) != len(bounds) + 1:
         raise ValueError(f"piecewise_constant.values must have one more element than boundaries_steps "
-                         f"({len(bounds)}), got {len(vals)}: {list(values)!r}.")
+                         f"({len(bounds)}), got {len(vals)}: {shown(list(values))}.")
     return lambda step: float(vals[bisect_left(bounds, step)])
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
-from ._validate import (check_bool, check_choice, check_lr, check_number, check_numbers, check_steps)
+from ._validate import (check_bool, check_choice, check_divisor, check_lr, check_number, check_numbers,
+                        check_steps, shown)
 from .parts import LRMomentum, Schedule, anneal_cos, anneal_linear, by_epoch, with_restarts
 
 __all__ = ["make_step_lr", "make_multi_step_lr", "make_epoch_table", "make_cosine_annealing_lr",
@@ -54,11 +55,11 @@ def _clock(where, name, epochs_value, steps_value, steps_per_epoch):
     """(value, steps per unit) for a time argument given as exactly one of `{name}_epochs` / `{name}_steps`."""
     if (epochs_value is None) == (steps_value is None):
         raise ValueError(f"{where}: give exactly one of {name}_epochs and {name}_steps, got "
-                         f"{name}_epochs={epochs_value!r}, {name}_steps={steps_value!r}.")
+                         f"{name}_epochs={shown(epochs_value)}, {name}_steps={shown(steps_value)}.")
     if steps_value is not None:
         return steps_value, 1
     if steps_per_epoch is None:
-        raise ValueError(f"{where}.{name}_epochs={epochs_value!r} needs steps_per_epoch, got None.")
+        raise ValueError(f"{where}.{name}_epochs={shown(epochs_value)} needs steps_per_epoch, got None.")
     return epochs_value, check_steps(f"{where}.steps_per_epoch", steps_per_epoch, low=1)
 
 
@@ -129,7 +130,7 @@ def make_cosine_annealing_warm_restarts(learning_rate, *, t_0_epochs=None, t_0_s
     floor = check_lr(f"{where}.eta_min", eta_min)
     smooth = check_bool(f"{where}.fractional_epochs", fractional_epochs)
     if smooth and t_0_steps is not None:
-        raise ValueError(f"{where}.fractional_epochs=True applies to t_0_epochs, not t_0_steps={t_0_steps!r}.")
+        raise ValueError(f"{where}.fractional_epochs=True applies to t_0_epochs, not t_0_steps={shown(t_0_steps)}.")
 
     def cycle(t, length, i):
         t_cur = t / spu if smooth else t // spu
@@ -162,11 +163,11 @@ def make_one_cycle_lr(max_lr, total_steps, pct_start=0.3, anneal_strategy="cos",
     T = check_steps(f"{where}.total_steps", total_steps, low=1)
     pct = check_number(f"{where}.pct_start", pct_start, low=0, high=1)
     anneal = ANNEALERS[check_choice(f"{where}.anneal_strategy", anneal_strategy, tuple(ANNEALERS))]
-    div = check_number(f"{where}.div_factor", div_factor, low=0, low_open=True)
-    final_div = check_number(f"{where}.final_div_factor", final_div_factor, low=0, low_open=True)
+    div = check_divisor(f"{where}.div_factor", div_factor)
+    final_div = check_divisor(f"{where}.final_div_factor", final_div_factor)
     three = check_bool(f"{where}.three_phase", three_phase)
     if three and pct >= 0.5:
-        raise ValueError(f"{where}.pct_start must be < 0.5 with three_phase=True, got {pct_start!r}.")
+        raise ValueError(f"{where}.pct_start must be < 0.5 with three_phase=True, got {shown(pct_start)}.")
     cycle, base_m, max_m = _momentum_pair(where, cycle_momentum, base_momentum, max_momentum)
     initial = top / div
     lows = (initial, top, initial, initial / final_div) if three else (initial, top, initial / final_div)
@@ -362,7 +363,7 @@ class ReduceLROnPlateau:
         try:
             current = float(metric)
         except (TypeError, ValueError):
-            raise TypeError(f"ReduceLROnPlateau.step metric must be a number, got {metric!r} "
+            raise TypeError(f"ReduceLROnPlateau.step metric must be a number, got {shown(metric)} "
                             f"({type(metric).__name__}).") from None
         self.last_epoch += 1
         if self.is_better(current, self.best):
@@ -386,7 +387,7 @@ class ReduceLROnPlateau:
 
     def set_state_dict(self, state: dict) -> None:
         if not isinstance(state, dict):
-            raise TypeError(f"ReduceLROnPlateau state must be a dict, got {state!r} ({type(state).__name__}).")
+            raise TypeError(f"ReduceLROnPlateau state must be a dict, got {shown(state)} ({type(state).__name__}).")
         missing = [k for k in self._STATE if k not in state]
         extra = [k for k in state if k not in self._STATE]
         if missing or extra:
