@@ -28,14 +28,12 @@ import warnings
 import paddle
 
 from ._checks import check_number, did_you_mean, shown
-from .lr import StrategyLR
-from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
-from .regularizers import L2, InPlaceClipRegularize
+from .optimizers import check_kwargs, resolve
+from .strategy import CombinedStrategy
 
-__all__ = ["build_optimizer", "build_strategy", "OptimizerConfig", "STRATEGIES", "strategy_from_config"]
+__all__ = ["build_optimizer", "ppocr_strategy", "build_strategy", "OptimizerConfig", "STRATEGIES",
+           "strategy_from_config"]
 
-_OWN_KEYS = ("name", "lr", "clip_norm", "clip_norm_global", "regularizer", "weight_decay", "no_weight_decay_name",
-             "one_dim_param_no_weight_decay")
 _ADAMW_DEFAULT_DECAY = 0.01  # PaddleOCR's AdamW wrapper default
 # PaddleOCR's optimizer wrappers (ppocr/optimizer/optimizer.py) whose defaults differ from Paddle's own.
 _PPOCR_DEFAULTS = {"Adadelta": {"epsilon": 1e-8}}  # paddle.optimizer.Adadelta: 1e-6
@@ -60,7 +58,18 @@ def _schedule(where, lr_config, total_steps, steps_per_epoch):
 
 
 def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"):
-    """(optimizer, lr_scheduler) for `model` from PaddleOCR's Optimizer schema (see the module docstring)."""
+    """(optimizer, lr_scheduler) for `model` from PaddleOCR's Optimizer schema (see the module docstring): the
+    section is translated into a CombinedStrategy (ppocr_strategy) and built like every strategy."""
+    return ppocr_strategy(config, epochs, step_each_epoch, where=where).build(
+        model, max_train_steps=epochs * step_each_epoch, steps_per_epoch=step_each_epoch)
+
+
+def ppocr_strategy(config, epochs, step_each_epoch, *, where="Optimizer"):
+    """The CombinedStrategy that PaddleOCR's Optimizer section describes, every key checked (errors name
+    `where` and the key): name -> optimizer_name, lr -> scheduler['schedule'], clip_norm / clip_norm_global ->
+    clip Norm / GlobalNorm, regularizer L1 / L2 and a non-AdamW weight_decay -> regularization L1 / L2 (on
+    every trainable parameter), AdamW's weight_decay -> the decoupled weight_decay, no_weight_decay_name /
+    one_dim_param_no_weight_decay -> regularization['no_weight_decay']."""
     if not isinstance(config, dict):
         raise TypeError(f"{where} must be a mapping, got {shown(config)} ({type(config).__name__}).")
     epochs = check_number(f"{where}: epochs", epochs, low=1, integer=True)
@@ -75,7 +84,8 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
     if "lr" not in cfg:
         raise ValueError(f"{where}.lr is required, e.g. {{name: Cosine, learning_rate: 0.001, warmup_epoch: 2}} "
                          f"(any schedule in paddle_strategy.catalogue.SCHEDULES) or a number (constant).")
-    schedule = _schedule(f"{where}.lr", cfg.pop("lr"), epochs * step_each_epoch, step_each_epoch)
+    lr_config = cfg.pop("lr")
+    _schedule(f"{where}.lr", lr_config, epochs * step_each_epoch, step_each_epoch)  # its errors name the keys
 
     clip_norm, clip_global = cfg.pop("clip_norm", None), cfg.pop("clip_norm_global", None)
     if clip_norm is not None and clip_global is not None:
@@ -97,7 +107,7 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
         raise ValueError(f"{where}: regularizer={shown(reg_cfg)} and weight_decay={shown(weight_decay)} are both "
                          f"set; choose one (PaddleOCR passes both to the optimizer as weight_decay and fails with a "
                          f"TypeError).")
-    l2, l1 = 0.0, None
+    l2, l1 = 0.0, 0.0
     if reg_cfg is not None:
         if not isinstance(reg_cfg, dict) or "name" not in reg_cfg:
             raise TypeError(f"{where}.regularizer must be {{name: L1 | L2, factor: <number>}}, got {shown(reg_cfg)}.")
@@ -123,7 +133,7 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
         elif kind == "L2":
             l2 = factor
         else:
-            l1 = paddle.regularizer.L1Decay(factor)
+            l1 = factor
     decoupled = 0.0
     if is_adamw:
         decoupled = check_number(f"{where}.weight_decay", _ADAMW_DEFAULT_DECAY if weight_decay is None
@@ -136,30 +146,51 @@ def build_optimizer(config, epochs, step_each_epoch, model, *, where="Optimizer"
         check_kwargs(cls, kwargs)
     except (ValueError, TypeError) as exc:
         raise _prefixed(where, exc) from None
-
-    named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
-    if not named:
-        raise ValueError(f"{where}: the model has no trainable parameters.")
-    regularizers = [(p, L2(l2)) for _, p in named] if l2 else []
-    for p, _ in regularizers:
-        p.regularizer = None
-    grad_clip = InPlaceClipRegularize(global_norm, norm, regularizers) if (global_norm or norm or l2) else None
     if isinstance(no_decay_names, str):
         no_decay_names = no_decay_names.split()
-    no_decay_names = list(no_decay_names or [])
-    decay_params = [p for n, p in named if not any(s in n for s in no_decay_names)
-                    and not (one_dim_no_decay and len(p.shape) == 1)]
-    lr_scheduler = StrategyLR(schedule, steps_per_epoch=step_each_epoch, description=f"{where}: {config!r}")
-    if l1 is not None:
-        kwargs = dict(kwargs, weight_decay=l1)
-        optimizer = cls(learning_rate=lr_scheduler, parameters=[p for _, p in named], grad_clip=grad_clip, **kwargs)
-    else:
-        optimizer = make_optimizer(cls, lr_scheduler, [p for _, p in named], weight_decay=decoupled,
-                                   decay_params=decay_params, grad_clip=grad_clip, kwargs=kwargs)
-    create_all_accumulators(optimizer, [p for _, p in named])
-    if getattr(schedule, "momentum", None) is not None:
-        lr_scheduler.bind_momentum(optimizer, schedule.momentum)
-    return optimizer, lr_scheduler
+    regularization = {"L2": l2, "L1": l1, "weight_decay": decoupled,
+                      # PaddleOCR's AdamW decays every parameter but the ones these two rules name
+                      "no_weight_decay": {"names": list(no_decay_names or []), "one_dim": bool(one_dim_no_decay)}}
+    try:
+        return _PPOCRStrategy(where, config, lr_config, optimizer_name=cls, learning_rate=_base_lr(lr_config),
+                              scheduler={"schedule": _schedule_config(lr_config)}, regularization=regularization,
+                              clip={"GlobalNorm": global_norm, "Norm": norm}, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise _prefixed(where, exc) from None
+
+
+def _schedule_config(lr_config):
+    if isinstance(lr_config, (int, float)) and not isinstance(lr_config, bool):
+        return {"name": "Const", "learning_rate": lr_config}
+    return {"name": "Const", **lr_config}
+
+
+def _base_lr(lr_config):
+    """The section's learning rate: its lr.learning_rate, or the schedule's own default for it."""
+    from .catalogue import SCHEDULES
+    cfg = _schedule_config(lr_config)
+    if "learning_rate" in cfg:
+        return cfg["learning_rate"]
+    param = inspect.signature(SCHEDULES[cfg["name"]]).parameters.get("learning_rate")
+    default = None if param is None else param.default
+    return default if isinstance(default, (int, float)) and not isinstance(default, bool) else 0.0
+
+
+class _PPOCRStrategy(CombinedStrategy):
+    """The CombinedStrategy a PaddleOCR `Optimizer:` section translates to (described by that section)."""
+
+    def __init__(self, where, config, lr_config, **kwargs):
+        self._where, self._config, self._lr_config = where, dict(config), lr_config
+        super().__init__(**kwargs)
+
+    def schedule(self, max_train_steps, steps_per_epoch=None):
+        """The section's `lr` exactly as written (no learning_rate filled in from the strategy)."""
+        return _schedule(f"{self._where}.lr", self._lr_config, max_train_steps, steps_per_epoch or max_train_steps)
+
+    def __repr__(self):
+        return f"{self._where}: {self._config!r}"
+
+    __str__ = __repr__
 
 
 class OptimizerConfig:
@@ -170,12 +201,14 @@ class OptimizerConfig:
             raise TypeError(f"Optimizer must be a mapping, got {shown(config)}.")
         self.config = dict(config)
 
-    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None):
+    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
+              schedule=None):
         spe = steps_per_epoch or max_train_steps
         if max_train_steps % spe:
             raise ValueError(f"Optimizer: max_train_steps={max_train_steps} is not a whole number of epochs of "
                              f"{spe} steps.")
-        return build_optimizer(self.config, max_train_steps // spe, spe, model)
+        return ppocr_strategy(self.config, max_train_steps // spe, spe).build(
+            model, max_train_steps, spe, sample_input=sample_input, pretrained=pretrained, schedule=schedule)
 
     def validate(self, epochs, step_each_epoch):
         """Every check build() makes, now: built once on a throw-away one-parameter model."""
@@ -184,7 +217,7 @@ class OptimizerConfig:
     def schedule(self, max_train_steps, steps_per_epoch=None):
         """The pure step -> lr function of this section for a run of max_train_steps updates."""
         spe = steps_per_epoch or max_train_steps
-        return _schedule("Optimizer.lr", self.config.get("lr"), max_train_steps, spe)
+        return ppocr_strategy(self.config, max(1, max_train_steps // spe), spe).schedule(max_train_steps, spe)
 
     def __repr__(self):
         return f"OptimizerConfig({self.config!r})"

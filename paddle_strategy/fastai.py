@@ -268,7 +268,8 @@ class _FastaiStrategy(CombinedStrategy):
         dis = _discriminative(self._spread(), blocks) if blocks else None
         return {"discriminative": dis} if dis else {}
 
-    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None):
+    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
+              schedule=None):
         """CombinedStrategy.build, with the blocks inferred once (n_blocks, block 0 = the head) and fastai's
         learning-rate spread over them. The lr_scheduler's block_names / block_multipliers are those blocks."""
         if not isinstance(model, paddle.nn.Layer):
@@ -278,12 +279,13 @@ class _FastaiStrategy(CombinedStrategy):
             check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
         if not any(not p.stop_gradient for p in model.parameters()):
             raise ValueError("build: the model has no trainable parameters (all have stop_gradient=True).")
-        self.schedule(max_train_steps, steps_per_epoch)  # run-length errors before the trace
+        if schedule is None:
+            self.schedule(max_train_steps, steps_per_epoch)  # run-length errors before the trace
         blocks = infer_blocks(model, self._n_blocks, sample_input) if self._uses_blocks() else None
         inner = copy.copy(self)  # the same strategy, with block-dependent entries filled in for this model
         inner.scheduler = {**self.scheduler, **self._scheduler_for(model, blocks)}
         optimizer, lr_scheduler = CombinedStrategy.build(inner, model, max_train_steps, steps_per_epoch,
-                                                         sample_input, pretrained)
+                                                         sample_input, pretrained, schedule=schedule)
         if blocks:
             lrs = block_lrs(self._spread(), len(blocks))
             lr_scheduler.block_names = [list(b) for b in blocks]
@@ -463,10 +465,12 @@ class FineTuneStrategy(_FastaiStrategy):
             entries["gradual_unfreeze"] = {"blocks": 0, "params_layer": layer}
         return entries
 
-    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None):
+    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
+              schedule=None):
         """As CombinedStrategy.build; with both phases the lr_scheduler also switches from phase 1's spread to
         phase 2's at the unfreeze (for the normalization layers train_bn keeps training, and in block_lrs())."""
-        optimizer, lr_scheduler = super().build(model, max_train_steps, steps_per_epoch, sample_input, pretrained)
+        optimizer, lr_scheduler = super().build(model, max_train_steps, steps_per_epoch, sample_input, pretrained,
+                                                schedule=schedule)
         if self._freeze_epochs and self._epochs:
             n = len(lr_scheduler.block_names)
             phase1 = [v / self._base_lr for v in block_lrs(slice(self._base_lr), n)]

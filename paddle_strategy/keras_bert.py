@@ -124,10 +124,12 @@ class AdamWarmupStrategy(CombinedStrategy):
             return names
         return [n for n in names if any(pattern in n for pattern in self._weight_decay_pattern)]
 
-    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None):
+    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
+              schedule=None):
         """CombinedStrategy.build with keras_bert's AdamWarmup step; a weight_decay_pattern that matches no
         trainable parameter name is refused (none at all) or warned about (some of the patterns)."""
-        optimizer, lr_scheduler = super().build(model, max_train_steps, steps_per_epoch, sample_input, pretrained)
+        optimizer, lr_scheduler = super().build(model, max_train_steps, steps_per_epoch, sample_input, pretrained,
+                                                schedule=schedule)
         named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
         names = [n for n, _ in named]
         decayed = set(self.decayed_names(names))

@@ -15,7 +15,6 @@ is NaN / infinite.
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import random
@@ -304,14 +303,12 @@ def _sweep_optimizer(model, optimizer, strategy, num_it, sample_input):
         return optimizer
     if strategy is None:
         return paddle.optimizer.Adam(parameters=[p for p in model.parameters() if not p.stop_gradient])
-    # The sweep replaces the strategy's schedule, so build a copy whose schedule is a constant: a schedule
-    # that cannot fit in num_it steps (ULMFiT's cut, a long warmup) must not stop the sweep, and momentum
-    # stays at the optimizer's own value, as in fastai.
-    sweeping = copy.copy(strategy)
-    sweeping.schedule = lambda max_train_steps, steps_per_epoch=None: _constant_one
-    sweeping._warn_never_unfrozen = lambda *args: None  # the sweep is one epoch on purpose: block 0 alone
+    # The sweep replaces the strategy's schedule by a constant (build's explicit override): a schedule that
+    # cannot fit in num_it steps (ULMFiT's cut, a long warmup) must not stop the sweep, and momentum stays at
+    # the optimizer's own value, as in fastai.
     try:
-        built, _ = sweeping.build(model, max_train_steps=num_it, steps_per_epoch=num_it, sample_input=sample_input)
+        built, _ = strategy.build(model, max_train_steps=num_it, steps_per_epoch=num_it, sample_input=sample_input,
+                                  schedule=_constant_one)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"lr_find: strategy.build(model, max_train_steps={num_it}, steps_per_epoch={num_it}) "
                         f"failed (the sweep is one epoch of num_it updates): {exc}") from exc

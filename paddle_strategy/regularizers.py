@@ -38,6 +38,41 @@ class L2(paddle.regularizer.WeightDecayRegularizer):
         return f"L2(coeff={self.coeff})"
 
 
+class L1(paddle.regularizer.WeightDecayRegularizer):
+    """gradient += coeff * sign(w) (Paddle's L1Decay, applied in the same place)."""
+
+    def __init__(self, coeff: float):
+        super().__init__()
+        self.coeff = float(coeff)
+
+    def __call__(self, param, grad, block=None):
+        return _C_ops.scale(_C_ops.sign(param), self.coeff, 0.0, True)
+
+    def apply_(self, param, grad, scratch):
+        _C_ops.add_(grad, _C_ops.scale_(_C_ops.sign(param), self.coeff, 0.0, True))
+
+    def __str__(self):
+        return f"L1(coeff={self.coeff})"
+
+
+class Sum(paddle.regularizer.WeightDecayRegularizer):
+    """Several regularizers on one parameter: their terms added one after the other."""
+
+    def __init__(self, parts):
+        super().__init__()
+        self.parts = list(parts)
+
+    def __call__(self, param, grad, block=None):
+        return _C_ops.add_n([r(param, grad, block) for r in self.parts])
+
+    def apply_(self, param, grad, scratch):
+        for r in self.parts:
+            r.apply_(param, grad, scratch)
+
+    def __str__(self):
+        return " + ".join(map(str, self.parts))
+
+
 class L2SP(paddle.regularizer.WeightDecayRegularizer):
     """gradient += coeff * (w - w0), w0 the pretrained value (Li et al. 2018, "L2-SP").
 
@@ -132,8 +167,13 @@ class InPlaceClipRegularize(ClipGradBase):
         return out
 
 
-def decay_excluded(model) -> set:
-    """Structured names decoupled weight decay skips: biases and the parameters of normalization layers."""
+def decay_excluded(model, rule=None) -> set:
+    """Structured names decoupled weight decay skips. rule None: biases and the parameters of normalization
+    layers; {"names": [substrings], "one_dim": bool} (PaddleOCR's AdamW): names containing a substring, and
+    one-dimensional parameters when one_dim, nothing else."""
+    if rule is not None:
+        return {n for n, p in model.named_parameters()
+                if any(s in n for s in rule["names"]) or (rule["one_dim"] and len(p.shape) == 1)}
     skip = set()
     for prefix, layer in model.named_sublayers(include_self=True):
         for key, p in layer._parameters.items():

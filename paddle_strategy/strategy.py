@@ -23,7 +23,7 @@ from ._checks import check_number, did_you_mean, merge_dict, shown, unknown_key_
 from .blocks import _depths, blocks_from_depths
 from .lr import StrategyLR
 from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
-from .regularizers import L2, L2SP, InPlaceClipRegularize, decay_excluded
+from .regularizers import L1, L2, L2SP, InPlaceClipRegularize, Sum, decay_excluded
 
 __all__ = ["CombinedStrategy", "AdamWeightDecayStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy",
            "ULMFiTStrategy", "DEFAULT_SCHEDULER", "DEFAULT_REGULARIZATION", "DEFAULT_CLIP"]
@@ -39,7 +39,8 @@ DEFAULT_SCHEDULER = {
     "layer_lr": None,   # {sublayer name or regex: learning rate}: per-layer LR (first match wins)
     "reduce_on_plateau": None,  # {mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps}
 }
-DEFAULT_REGULARIZATION = {"L2": 0.0, "L2SP": 0.0, "weight_decay": 0.0}
+DEFAULT_REGULARIZATION = {"L2": 0.0, "L2SP": 0.0, "weight_decay": 0.0, "L1": 0.0,
+                          "no_weight_decay": None}  # None: biases + normalization; or {"names": [...], "one_dim": bool}
 DEFAULT_CLIP = {"GlobalNorm": 0.0, "Norm": 0.0}
 _BLOCK_KEYS = ("discriminative", "gradual_unfreeze")
 
@@ -216,7 +217,24 @@ def _check_catalogue(s):
 
 def _check_pairs(where, given, defaults):
     merged = merge_dict(where, defaults, given)
-    return {k: check_number(f"{where}[{k!r}]", v, low=0) for k, v in merged.items()}
+    out = {k: check_number(f"{where}[{k!r}]", v, low=0) for k, v in merged.items() if k != "no_weight_decay"}
+    if "no_weight_decay" in merged:
+        out["no_weight_decay"] = _check_no_decay(f"{where}['no_weight_decay']", merged["no_weight_decay"])
+    return out
+
+
+def _check_no_decay(where, rule):
+    """None, or {"names": [substrings of structured names], "one_dim": bool}: the parameters decoupled weight
+    decay skips (PaddleOCR's AdamW no_weight_decay_name / one_dim_param_no_weight_decay)."""
+    if rule is None:
+        return None
+    rule = merge_dict(where, {"names": [], "one_dim": False}, rule)
+    names = rule["names"].split() if isinstance(rule["names"], str) else rule["names"]
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{where}['names'] must be a list of name substrings, got {shown(rule['names'])}.")
+    if not isinstance(rule["one_dim"], bool):
+        raise TypeError(f"{where}['one_dim'] must be True or False, got {shown(rule['one_dim'])}.")
+    return {"names": list(names), "one_dim": rule["one_dim"]}
 
 
 class CombinedStrategy:
@@ -305,7 +323,8 @@ class CombinedStrategy:
                                  end_learning_rate=ld["end_learning_rate"])
 
     # ------------------------------------------------------------------------------------ build
-    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None):
+    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
+              schedule=None):
         """Return (optimizer, lr_scheduler) for training `model` for `max_train_steps` updates.
 
         sample_input: one batch as `model(...)` takes it (a tuple/list is spread as positional
@@ -314,6 +333,8 @@ class CombinedStrategy:
         pretrained: the parameters L2 / L2-SP act on: a sublayer, a list of parameters or structured
           names, or a state_dict; default every trainable parameter.
         steps_per_epoch: needed for gradual unfreezing (the epoch is step // steps_per_epoch).
+        schedule: a `step -> lr` function that replaces this strategy's own schedule and its momentum cycling
+          (lr_find's sweep); the build is then not a training run, so its length is not warned about.
         Parameters already frozen (stop_gradient=True) are left out of the optimizer and of every block.
         """
         if not isinstance(model, paddle.nn.Layer):
@@ -328,7 +349,10 @@ class CombinedStrategy:
         named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
         if not named:
             raise ValueError("build: the model has no trainable parameters (all have stop_gradient=True).")
-        schedule = self.schedule(T, steps_per_epoch)
+        override = schedule is not None
+        if override and not callable(schedule):
+            raise TypeError(f"build: schedule must be a function step -> lr, got {shown(schedule)}.")
+        schedule = schedule if override else self.schedule(T, steps_per_epoch)
 
         traced = {}
 
@@ -370,7 +394,7 @@ class CombinedStrategy:
             top = max(layers.values())
             unfreeze = [([params[n]], top - lv) for n, lv in layers.items()]
 
-        if unfreeze:
+        if unfreeze and not override:
             self._warn_never_unfrozen(unfreeze, T, steps_per_epoch, {id(p): n for n, p in named})
 
         for n, p in named:
@@ -384,16 +408,20 @@ class CombinedStrategy:
         pre = _pretrained_names(pretrained, model, names)
         regularizers = []
         for n, p in named:
-            p._ps_regularizer = None
+            parts = []
             if reg["L2SP"] and n in pre:
-                p._ps_regularizer = L2SP(reg["L2SP"], p)
-            elif reg["L2"] and (n not in pre if reg["L2SP"] else n in pre):
-                p._ps_regularizer = L2(reg["L2"])
+                parts.append(L2SP(reg["L2SP"], p))
+            coupled = n not in pre if reg["L2SP"] else n in pre  # L2 / L1: pretrained, or the rest beside L2-SP
+            if reg["L2"] and coupled:
+                parts.append(L2(reg["L2"]))
+            if reg["L1"] and coupled:
+                parts.append(L1(reg["L1"]))
+            p._ps_regularizer = parts[0] if len(parts) == 1 else Sum(parts) if parts else None
             if p._ps_regularizer is not None:  # replaces the parameter's own regularizer, as before
                 p.regularizer = None
                 regularizers.append((p, p._ps_regularizer))
 
-        skip = decay_excluded(model)
+        skip = decay_excluded(model, reg["no_weight_decay"])
         decay_params = [p for n, p in named if n not in skip]
         if self.clip["GlobalNorm"] or self.clip["Norm"] or regularizers:  # clip, then L2 / L2-SP, in place
             grad_clip = InPlaceClipRegularize(self.clip["GlobalNorm"], self.clip["Norm"], regularizers)

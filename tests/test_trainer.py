@@ -62,7 +62,7 @@ def test_runconfig_signature_and_defaults_are_paddlehub_1x(tmp_path):
     assert isinstance(s, ps.CombinedStrategy) and s.optimizer_name == "adam" and s.learning_rate == 1e-4
     sched = s.schedule(100)
     assert [sched(t) for t in (0, 50, 99)] == [1e-4] * 3
-    assert s.regularization == {"L2": 0.0, "L2SP": 0.0, "weight_decay": 0.0}
+    assert s.regularization == {"L2": 0.0, "L2SP": 0.0, "weight_decay": 0.0, "L1": 0.0, "no_weight_decay": None}
 
 
 def test_ignored_arguments_get_one_line_notice(capsys):
