@@ -15,7 +15,9 @@ linear in lr_max, so that is exactly fastai's per-group schedule).
 
 fastai's Learner defaults are kept: Adam with beta2 (sqr_mom) 0.99 and epsilon 1e-5, decoupled weight decay
 0.01 for Adam (0 for the other optimizers, as fastai's SGD/RMSProp), skipping biases and normalization
-parameters (wd_bn_bias=False), and train_bn=True: freezing never freezes normalization layers.
+parameters (wd_bn_bias=False), and train_bn=True: freezing never freezes normalization layers (fastai's
+norm_types — BatchNorm, InstanceNorm, LayerNorm — and also GroupNorm, RMSNorm and the other Paddle
+normalization layers of param_table.NORM_LAYERS).
 
 Differences from fastai (all small, all forced by Paddle or by running as one strategy):
   - with momentum cycling, Adam's bias correction uses the product of the beta1 values so far (Paddle's
@@ -27,7 +29,6 @@ Differences from fastai (all small, all forced by Paddle or by running as one st
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import warnings
 from numbers import Real
@@ -35,12 +36,12 @@ from numbers import Real
 import paddle
 
 from ._checks import check_number, did_you_mean, shown
-from .blocks import infer_blocks
 from .catalogue._validate import check_divisor
 from .catalogue.fastai_schedules import make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr
 from .catalogue.parts import LRMomentum, join_schedules
 from .lr import StrategyLR
 from .optimizers import resolve
+from .param_table import norm_param_names  # noqa: F401  (re-exported: fastai's train_bn layers)
 from .strategy import CombinedStrategy
 
 __all__ = ["even_mults", "block_lrs", "norm_param_names", "freeze_to", "freeze", "unfreeze",
@@ -48,12 +49,6 @@ __all__ = ["even_mults", "block_lrs", "norm_param_names", "freeze_to", "freeze",
 
 FASTAI_MOMS = (0.95, 0.85, 0.95)   # Learner(moms=...)
 FASTAI_LR = 1e-3                   # fastai.basics defaults.lr
-# fastai's norm_types (fastai/torch_core.py), in Paddle: the layers freezing leaves trainable (train_bn).
-NORM_TYPES = tuple(cls for cls in (getattr(paddle.nn, name, None) for name in (
-    "BatchNorm", "BatchNorm1D", "BatchNorm2D", "BatchNorm3D", "SyncBatchNorm",
-    "InstanceNorm1D", "InstanceNorm2D", "InstanceNorm3D", "LayerNorm")) if isinstance(cls, type))
-
-
 # ---------------------------------------------------------------------------------- learning rate spread
 def even_mults(start: float, stop: float, n: int) -> list:
     """fastcore's even_mults: n values from start to stop, evenly spaced on a log scale.
@@ -130,17 +125,6 @@ def _discriminative(lr, blocks):
 
 
 # ---------------------------------------------------------------------------------------------- freezing
-def norm_param_names(model) -> set:
-    """Structured names of the parameters of fastai's normalization layers (BatchNorm, InstanceNorm,
-    LayerNorm): with train_bn they train even in frozen blocks."""
-    names = set()
-    for prefix, layer in model.named_sublayers(include_self=True):
-        if isinstance(layer, NORM_TYPES):
-            names.update(f"{prefix}.{key}" if prefix else key
-                         for key, p in layer._parameters.items() if p is not None)
-    return names
-
-
 def _blocks_arg(model, blocks):
     """[[structured names]] from a blocks list (ps.infer_blocks) or a StrategyLR (its block_names)."""
     if not isinstance(model, paddle.nn.Layer):
@@ -263,34 +247,18 @@ class _FastaiStrategy(CombinedStrategy):
         """The learning rate (number or slice) whose spread gives the blocks' multipliers."""
         return self._lr
 
-    def _scheduler_for(self, model, blocks):
-        """scheduler entries that depend on the model's blocks (here: the discriminative spread)."""
-        dis = _discriminative(self._spread(), blocks) if blocks else None
-        return {"discriminative": dis} if dis else {}
+    def _lr_rule(self, model, names, blocks):
+        """fastai's spread: n_blocks blocks (block 0 the head), block k at block_lrs(lr, n)[k] / the head's."""
+        if not self._uses_blocks():
+            return super()._lr_rule(model, names, blocks)
+        groups = [list(b) for b in blocks(self._n_blocks)]
+        self._check_blocks(groups)
+        lrs = block_lrs(self._spread(), len(groups))
+        mults = [v / lrs[0] for v in lrs]
+        return groups, mults, {n: mults[k] for k, group in enumerate(groups) for n in group}
 
-    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
-              schedule=None):
-        """CombinedStrategy.build, with the blocks inferred once (n_blocks, block 0 = the head) and fastai's
-        learning-rate spread over them. The lr_scheduler's block_names / block_multipliers are those blocks."""
-        if not isinstance(model, paddle.nn.Layer):
-            raise TypeError(f"build: model must be a paddle.nn.Layer, got {type(model).__name__}.")
-        check_number("max_train_steps", max_train_steps, low=1, integer=True)
-        if steps_per_epoch is not None:
-            check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
-        if not any(not p.stop_gradient for p in model.parameters()):
-            raise ValueError("build: the model has no trainable parameters (all have stop_gradient=True).")
-        if schedule is None:
-            self.schedule(max_train_steps, steps_per_epoch)  # run-length errors before the trace
-        blocks = infer_blocks(model, self._n_blocks, sample_input) if self._uses_blocks() else None
-        inner = copy.copy(self)  # the same strategy, with block-dependent entries filled in for this model
-        inner.scheduler = {**self.scheduler, **self._scheduler_for(model, blocks)}
-        optimizer, lr_scheduler = CombinedStrategy.build(inner, model, max_train_steps, steps_per_epoch,
-                                                         sample_input, pretrained, schedule=schedule)
-        if blocks:
-            lrs = block_lrs(self._spread(), len(blocks))
-            lr_scheduler.block_names = [list(b) for b in blocks]
-            lr_scheduler.block_multipliers = [v / lrs[0] for v in lrs]
-        return optimizer, lr_scheduler
+    def _check_blocks(self, groups):
+        """Presets that need several blocks refuse a model that has fewer."""
 
 
 class FitOneCycleStrategy(_FastaiStrategy):
@@ -453,35 +421,31 @@ class FineTuneStrategy(_FastaiStrategy):
     def _spread(self):
         return self._lr if self._epochs else slice(self._base_lr)  # phase 2's spread; phase 1's without one
 
-    def _scheduler_for(self, model, blocks):
-        if len(blocks) < 2:
-            raise ValueError(f"FineTuneStrategy: the model splits into {len(blocks)} block (asked for "
+    def _check_blocks(self, groups):
+        if len(groups) < 2:
+            raise ValueError(f"FineTuneStrategy: the model splits into {len(groups)} block (asked for "
                              f"n_blocks={self._n_blocks}); fine_tune needs a head and a body to freeze.")
-        entries = super()._scheduler_for(model, blocks)
-        F = self._freeze_epochs
-        if F:  # the body is frozen in phase 1: a parameter trains once layer >= F - epoch
-            keep = norm_param_names(model) if self._train_bn else set()
-            layer = {name: (F if k == 0 or name in keep else 0) for k, block in enumerate(blocks) for name in block}
-            entries["gradual_unfreeze"] = {"blocks": 0, "params_layer": layer}
-        return entries
 
-    def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
-              schedule=None):
-        """As CombinedStrategy.build; with both phases the lr_scheduler also switches from phase 1's spread to
-        phase 2's at the unfreeze (for the normalization layers train_bn keeps training, and in block_lrs())."""
-        optimizer, lr_scheduler = super().build(model, max_train_steps, steps_per_epoch, sample_input, pretrained,
-                                                schedule=schedule)
-        if self._freeze_epochs and self._epochs:
-            n = len(lr_scheduler.block_names)
-            phase1 = [v / self._base_lr for v in block_lrs(slice(self._base_lr), n)]
-            phase2 = list(lr_scheduler.block_multipliers)
-            params = dict(model.named_parameters())
-            keep = norm_param_names(model) if self._train_bn else set()
-            switch = []  # (parameter, (phase 1 multiplier, phase 2 multiplier)) outside the head
-            for k, block in enumerate(lr_scheduler.block_names):
-                for name in block:
-                    if k and name in keep:
-                        now = params[name].optimize_attr["learning_rate"]  # any ParamAttr factor * phase2[k]
-                        switch.append((params[name], (now / phase2[k] * phase1[k], now)))
-            lr_scheduler.set_phases(self._freeze_epochs, switch, (phase1, phase2))
-        return optimizer, lr_scheduler
+    def _unfreeze_rule(self, model, names, blocks):
+        """Phase 1 trains the head (block 0) and, with train_bn, every normalization layer; the rest of the
+        body joins at the unfreeze (epoch freeze_epochs)."""
+        if not self._freeze_epochs:
+            return []
+        groups = [list(b) for b in blocks(self._n_blocks)]
+        keep = norm_param_names(model) if self._train_bn else set()
+        first = [n for k, group in enumerate(groups) for n in group if k == 0 or n in keep]
+        later = [n for k, group in enumerate(groups) for n in group if k and n not in keep]
+        return [(first, 0)] + ([(later, self._freeze_epochs)] if later else [])
+
+    def _phase_rule(self, model, table):
+        """With both phases, the blocks run at phase 1's spread (slice(base_lr): head base_lr, body / 10) until
+        the unfreeze and phase 2's after it (what trains in phase 1 outside the head is the normalization
+        layers that train_bn keeps training)."""
+        if not (self._freeze_epochs and self._epochs):
+            return
+        n = len(table.blocks)
+        phase1 = [v / self._base_lr for v in block_lrs(slice(self._base_lr), n)]
+        phase2 = list(table.block_multipliers)
+        for row in table.rows.values():
+            row.phase = (phase1[row.block], phase2[row.block])
+        table.phase_boundary, table.phase_blocks = self._freeze_epochs, (phase1, phase2)

@@ -130,13 +130,15 @@ class AdamWarmupStrategy(CombinedStrategy):
         trainable parameter name is refused (none at all) or warned about (some of the patterns)."""
         optimizer, lr_scheduler = super().build(model, max_train_steps, steps_per_epoch, sample_input, pretrained,
                                                 schedule=schedule)
-        named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
-        names = [n for n, _ in named]
+        optimizer.set_keras_bert(self._epsilon, self._weight_decay, lr_scheduler.table.decayed())
+        return optimizer, lr_scheduler
+
+    def _decay_rule(self, model, names) -> set:
+        """keras_bert's: names containing a weight_decay_pattern entry (every name when it is None)."""
         decayed = set(self.decayed_names(names))
         if self._weight_decay and self._weight_decay_pattern is not None:
             self._check_patterns(names, decayed)
-        optimizer.set_keras_bert(self._epsilon, self._weight_decay, [p for n, p in named if n in decayed])
-        return optimizer, lr_scheduler
+        return decayed
 
     def _check_patterns(self, names, decayed):
         unused = [pat for pat in self._weight_decay_pattern if not any(pat in n for n in names)]

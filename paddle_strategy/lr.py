@@ -14,12 +14,17 @@ class StrategyLR(paddle.optimizer.lr.LRScheduler):
     the learning rate and which blocks are frozen.
 
     `block_names` and `block_multipliers` describe the discriminative blocks (block 0 at the output) for
-    logging and plots; `block_lrs()` gives each block's current learning rate.
+    logging and plots. A strategy's build passes its `table` (param_table.ParamTable) instead, from which
+    come the unfreeze groups, the blocks, the parameters and, for two-phase runs, the multipliers of each
+    phase: the table is written onto the parameters now and again whenever the phase changes.
     """
 
     def __init__(self, schedule, *, unfreeze=(), steps_per_epoch=None, block_names=(),
-                 block_multipliers=(), description="", plateau=None):
+                 block_multipliers=(), description="", plateau=None, table=None):
         self.schedule = schedule
+        self.table = table
+        if table is not None:
+            unfreeze, block_names, block_multipliers = table.unfreeze_groups(), table.blocks, table.block_multipliers
         self.plateau = plateau  # catalogue.ReduceLROnPlateau driven by report(metric); lr = schedule * scale
         self.scale = 1.0
         self._plateau_base = plateau.lr if plateau is not None else 1.0
@@ -28,9 +33,12 @@ class StrategyLR(paddle.optimizer.lr.LRScheduler):
         self.block_names = [list(b) for b in block_names]
         self.block_multipliers = list(block_multipliers)
         self.description = description
-        self.parameters_by_name = {}  # {structured name: parameter}, set by strategy.build (for plots)
+        self.parameters_by_name = {} if table is None else table.parameters  # what the optimizer updates
         self._applied_epoch = None
+        self._phase = None
         super().__init__(learning_rate=schedule(0), last_epoch=-1)
+        if table is not None and table.phase_boundary is None:
+            table.apply()
 
     def get_lr(self):
         return float(self.schedule(self.last_epoch)) * self.scale
@@ -66,37 +74,23 @@ class StrategyLR(paddle.optimizer.lr.LRScheduler):
         """The training epoch of the next update (0 when no steps_per_epoch was given)."""
         return self.last_epoch // self.steps_per_epoch if self.steps_per_epoch else 0
 
-    def set_phases(self, boundary_epoch, params_values, block_multipliers):
-        """Two multiplier phases split at `boundary_epoch` (fastai's fine_tune: frozen, then unfrozen).
-
-        params_values: [(parameter, (multiplier before, multiplier from the boundary on))] for the parameters
-        whose LR factor changes; block_multipliers: (before, after) lists for logging and plots. The phase
-        follows the step count, so a restored state dict restores it too.
-        """
-        self._phase_boundary = int(boundary_epoch)
-        self._phase_params = list(params_values)
-        self._phase_blocks = (list(block_multipliers[0]), list(block_multipliers[1]))
-        self._phase = None
-        self._apply_phase()
-
     def _phase_of(self, step):
-        return 0 if self.steps_per_epoch and step // self.steps_per_epoch < self._phase_boundary else 1
+        """The table's phase of update `step` (None for a one-phase run)."""
+        if self.table is None or self.table.phase_boundary is None:
+            return None
+        return self.table.phase_of(step // self.steps_per_epoch if self.steps_per_epoch else 0)
 
     def _apply_phase(self):
-        if getattr(self, "_phase_boundary", None) is None:
-            return
         phase = self._phase_of(self.last_epoch)
-        if phase != self._phase:
+        if phase is not None and phase != self._phase:
             self._phase = phase
-            for p, values in self._phase_params:
-                p.optimize_attr["learning_rate"] = values[phase]
-            self.block_multipliers = list(self._phase_blocks[phase])
+            self.table.apply(phase)
+            self.block_multipliers = list(self.table.phase_blocks[phase])
 
     def block_multipliers_at(self, step: int):
-        """The blocks' LR multipliers for update `step` (they change only with set_phases)."""
-        if getattr(self, "_phase_boundary", None) is None:
-            return list(self.block_multipliers)
-        return list(self._phase_blocks[self._phase_of(step)])
+        """The blocks' LR multipliers for update `step` (they change only in two-phase runs)."""
+        phase = self._phase_of(step)
+        return list(self.block_multipliers if phase is None else self.table.phase_blocks[phase])
 
     def block_lrs(self):
         return [self.last_lr * m for m in self.block_multipliers]

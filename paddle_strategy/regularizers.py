@@ -1,4 +1,4 @@
-"""L2 and L2-SP as per-parameter regularizers, and which parameters decoupled weight decay skips.
+"""L1, L2 and L2-SP as per-parameter regularizers, and the in-place clip + regularize pipeline.
 
 Paddle applies a parameter's `regularizer` to its gradient after gradient clipping and before the
 optimizer update, which is exactly where PaddleHub 1.x put L2 and L2-SP; so both ride on that hook.
@@ -10,15 +10,6 @@ import math
 import paddle
 from paddle import _C_ops
 from paddle.nn.clip import ClipGradBase
-
-_NORM_LAYERS = tuple(
-    cls for cls in (
-        getattr(paddle.nn, name, None)
-        for name in ("LayerNorm", "BatchNorm", "BatchNorm1D", "BatchNorm2D", "BatchNorm3D", "SyncBatchNorm",
-                     "GroupNorm", "InstanceNorm1D", "InstanceNorm2D", "InstanceNorm3D", "LocalResponseNorm",
-                     "RMSNorm", "SpectralNorm"))
-    if isinstance(cls, type))
-
 
 class L2(paddle.regularizer.WeightDecayRegularizer):
     """gradient += coeff * w."""
@@ -165,21 +156,3 @@ class InPlaceClipRegularize(ClipGradBase):
                         reg.apply_(p, g, self._view(p, g))
                 out.append((p, g))
         return out
-
-
-def decay_excluded(model, rule=None) -> set:
-    """Structured names decoupled weight decay skips. rule None: biases and the parameters of normalization
-    layers; {"names": [substrings], "one_dim": bool} (PaddleOCR's AdamW): names containing a substring, and
-    one-dimensional parameters when one_dim, nothing else."""
-    if rule is not None:
-        return {n for n, p in model.named_parameters()
-                if any(s in n for s in rule["names"]) or (rule["one_dim"] and len(p.shape) == 1)}
-    skip = set()
-    for prefix, layer in model.named_sublayers(include_self=True):
-        for key, p in layer._parameters.items():
-            if p is None:
-                continue
-            name = f"{prefix}.{key}" if prefix else key
-            if key == "bias" or key.endswith("_bias") or isinstance(layer, _NORM_LAYERS):
-                skip.add(name)
-    return skip

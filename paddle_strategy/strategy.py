@@ -23,7 +23,8 @@ from ._checks import check_number, did_you_mean, merge_dict, shown, unknown_key_
 from .blocks import _depths, blocks_from_depths
 from .lr import StrategyLR
 from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
-from .regularizers import L1, L2, L2SP, InPlaceClipRegularize, Sum, decay_excluded
+from .param_table import ParamTable, Row, bias_and_norm_names
+from .regularizers import L1, L2, L2SP, InPlaceClipRegularize, Sum
 
 __all__ = ["CombinedStrategy", "AdamWeightDecayStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy",
            "ULMFiTStrategy", "DEFAULT_SCHEDULER", "DEFAULT_REGULARIZATION", "DEFAULT_CLIP"]
@@ -336,32 +337,78 @@ class CombinedStrategy:
         schedule: a `step -> lr` function that replaces this strategy's own schedule and its momentum cycling
           (lr_find's sweep); the build is then not a training run, so its length is not warned about.
         Parameters already frozen (stop_gradient=True) are left out of the optimizer and of every block.
+        The per-parameter decisions are this strategy's param_table (lr_scheduler.table).
         """
         if not isinstance(model, paddle.nn.Layer):
             raise TypeError(f"build: model must be a paddle.nn.Layer, got {type(model).__name__}.")
         T = check_number("max_train_steps", max_train_steps, low=1, integer=True)
         if steps_per_epoch is not None:
             steps_per_epoch = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
+        override = schedule is not None
+        if override and not callable(schedule):
+            raise TypeError(f"build: schedule must be a function step -> lr, got {shown(schedule)}.")
+        if not override:
+            schedule = self.schedule(T, steps_per_epoch)  # run-length errors before the trace
+        table = self.param_table(model, steps_per_epoch=steps_per_epoch, sample_input=sample_input,
+                                 pretrained=pretrained)
+        unfreeze = table.unfreeze_groups()
+        if unfreeze and not override:
+            self._warn_never_unfrozen(unfreeze, T, steps_per_epoch, {id(p): n for n, p in table.parameters.items()})
+        reg = self.regularization
+        regularizers = table.regularized()
+        if self.clip["GlobalNorm"] or self.clip["Norm"] or regularizers:  # clip, then L1 / L2 / L2-SP, in place
+            grad_clip = InPlaceClipRegularize(self.clip["GlobalNorm"], self.clip["Norm"], regularizers)
+        else:
+            grad_clip = None
+        plateau = None
+        if self.scheduler["reduce_on_plateau"] is not None:
+            from .catalogue import ReduceLROnPlateau
+            plateau = ReduceLROnPlateau(self.learning_rate, **self.scheduler["reduce_on_plateau"])
+        lr_scheduler = StrategyLR(schedule, table=table, steps_per_epoch=steps_per_epoch, description=str(self),
+                                  plateau=plateau)  # applies the table to the parameters
+        params = list(table.parameters.values())
+        optimizer = make_optimizer(self._optimizer_cls, lr_scheduler, params, weight_decay=reg["weight_decay"],
+                                   decay_params=table.decayed(), grad_clip=grad_clip, kwargs=self.optimizer_kwargs)
+        create_all_accumulators(optimizer, params)
+        if getattr(schedule, "momentum", None) is not None:
+            lr_scheduler.bind_momentum(optimizer, schedule.momentum)
+        return optimizer, lr_scheduler
+
+    # ------------------------------------------------------------------------------------ parameter table
+    def param_table(self, model, *, steps_per_epoch=None, sample_input=None, pretrained=None) -> ParamTable:
+        """What this strategy gives each trainable parameter of `model` (see param_table.ParamTable): built from
+        the rules below, which presets override (fastai's spread and phases, keras_bert's decay pattern)."""
         s = self.scheduler
-        dis, frz = s["discriminative"], s["gradual_unfreeze"]
+        frz = s["gradual_unfreeze"]
         if (frz["blocks"] or frz["params_layer"]) and steps_per_epoch is None:
             raise ValueError("build: gradual_unfreeze works per epoch and needs steps_per_epoch (got None).")
         named = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
         if not named:
             raise ValueError("build: the model has no trainable parameters (all have stop_gradient=True).")
-        override = schedule is not None
-        if override and not callable(schedule):
-            raise TypeError(f"build: schedule must be a function step -> lr, got {shown(schedule)}.")
-        schedule = schedule if override else self.schedule(T, steps_per_epoch)
-
+        names = [n for n, _ in named]
         traced = {}
 
-        def blocks(n):
+        def blocks(n):  # one trace of the op graph serves every block count asked for
             if not traced:
                 traced["depths"], traced["method"] = _depths(model, sample_input)
             return blocks_from_depths(model, n, traced["depths"], traced["method"])
 
-        names = [n for n, _ in named]
+        block_names, block_mults, multiplier = self._lr_rule(model, names, blocks)
+        unfreeze = self._unfreeze_rule(model, names, blocks)
+        decays = self._decay_rule(model, names)
+        regularizer = self._regularizer_rule(model, named, pretrained)
+        first = {n: epoch for group, epoch in unfreeze for n in group}
+        block_of = {n: k for k, group in enumerate(block_names) for n in group}
+        rows = {n: Row(p, multiplier[n], decays=n in decays, regularizer=regularizer.get(n),
+                       unfreeze_epoch=first.get(n, 0), block=block_of.get(n)) for n, p in named}
+        table = ParamTable(rows, block_names, block_mults, unfreeze=unfreeze)
+        self._phase_rule(model, table)
+        return table
+
+    def _lr_rule(self, model, names, blocks):
+        """(blocks, their multipliers, {name: multiplier}): discriminative blocks or params_layer, then
+        layer_lr for the parameters it names."""
+        dis = self.scheduler["discriminative"]
         multiplier = dict.fromkeys(names, 1.0)
         block_names, block_mults = [names], [1.0]
         if dis["blocks"]:
@@ -380,70 +427,56 @@ class CombinedStrategy:
         for group, mult in zip(block_names, block_mults):
             for n in group:
                 multiplier[n] = mult
-        if s["layer_lr"]:  # per-layer LRs replace the block multiplier of the parameters they name
+        if self.scheduler["layer_lr"]:  # per-layer LRs replace the block multiplier of the parameters they name
             if not self.learning_rate:
                 raise ValueError("scheduler['layer_lr'] needs learning_rate > 0 (each layer's LR is a multiple of it).")
-            multiplier.update(_layer_lr_multipliers(s["layer_lr"], names, self.learning_rate))
+            multiplier.update(_layer_lr_multipliers(self.scheduler["layer_lr"], names, self.learning_rate))
+        return block_names, block_mults, multiplier
 
-        params = dict(named)
-        unfreeze = []
+    def _unfreeze_rule(self, model, names, blocks):
+        """[(names, first epoch they train)]: one group per gradual-unfreezing block, or per parameter."""
+        frz = self.scheduler["gradual_unfreeze"]
         if frz["blocks"]:
-            unfreeze = [([params[n] for n in group], k) for k, group in enumerate(blocks(frz["blocks"]))]
-        elif frz["params_layer"]:
+            return [(list(group), k) for k, group in enumerate(blocks(frz["blocks"]))]
+        if frz["params_layer"]:
             layers = _layer_map("gradual_unfreeze", frz["params_layer"], model, names)
             top = max(layers.values())
-            unfreeze = [([params[n]], top - lv) for n, lv in layers.items()]
+            return [([n], top - lv) for n, lv in layers.items()]
+        return []
 
-        if unfreeze and not override:
-            self._warn_never_unfrozen(unfreeze, T, steps_per_epoch, {id(p): n for n, p in named})
+    def _decay_rule(self, model, names) -> set:
+        """The names decoupled weight decay acts on: all but biases and normalization parameters, or all but
+        those regularization['no_weight_decay'] names (PaddleOCR's AdamW rule)."""
+        rule = self.regularization["no_weight_decay"]
+        if rule is None:
+            skip = bias_and_norm_names(model)
+        else:
+            shapes = dict(model.named_parameters())
+            skip = {n for n in names if any(sub in n for sub in rule["names"])
+                    or (rule["one_dim"] and len(shapes[n].shape) == 1)}
+        return {n for n in names if n not in skip}
 
-        for n, p in named:
-            if not hasattr(p, "_ps_base_lr"):  # a ParamAttr learning_rate the user set stays a factor
-                p._ps_base_lr = p.optimize_attr.get("learning_rate", 1.0)
-                p._ps_base_regularizer = p.regularizer
-            p.optimize_attr["learning_rate"] = p._ps_base_lr * multiplier[n]
-            p.regularizer = p._ps_base_regularizer
-
+    def _regularizer_rule(self, model, named, pretrained) -> dict:
+        """{name: regularizer}: L2-SP on the pretrained parameters; L2 and L1 on them too, or on the others
+        when L2-SP is set."""
         reg = self.regularization
-        pre = _pretrained_names(pretrained, model, names)
-        regularizers = []
+        pre = _pretrained_names(pretrained, model, [n for n, _ in named])
+        out = {}
         for n, p in named:
             parts = []
             if reg["L2SP"] and n in pre:
                 parts.append(L2SP(reg["L2SP"], p))
-            coupled = n not in pre if reg["L2SP"] else n in pre  # L2 / L1: pretrained, or the rest beside L2-SP
+            coupled = n not in pre if reg["L2SP"] else n in pre
             if reg["L2"] and coupled:
                 parts.append(L2(reg["L2"]))
             if reg["L1"] and coupled:
                 parts.append(L1(reg["L1"]))
-            p._ps_regularizer = parts[0] if len(parts) == 1 else Sum(parts) if parts else None
-            if p._ps_regularizer is not None:  # replaces the parameter's own regularizer, as before
-                p.regularizer = None
-                regularizers.append((p, p._ps_regularizer))
+            if parts:
+                out[n] = parts[0] if len(parts) == 1 else Sum(parts)
+        return out
 
-        skip = decay_excluded(model, reg["no_weight_decay"])
-        decay_params = [p for n, p in named if n not in skip]
-        if self.clip["GlobalNorm"] or self.clip["Norm"] or regularizers:  # clip, then L2 / L2-SP, in place
-            grad_clip = InPlaceClipRegularize(self.clip["GlobalNorm"], self.clip["Norm"], regularizers)
-        else:
-            grad_clip = None
-
-        plateau = None
-        if s["reduce_on_plateau"] is not None:
-            from .catalogue import ReduceLROnPlateau
-            plateau = ReduceLROnPlateau(self.learning_rate, **s["reduce_on_plateau"])
-        lr_scheduler = StrategyLR(schedule, unfreeze=unfreeze, steps_per_epoch=steps_per_epoch,
-                                  block_names=block_names, block_multipliers=block_mults,
-                                  description=str(self), plateau=plateau)
-        lr_scheduler.parameters_by_name = dict(named)
-        optimizer = make_optimizer(self._optimizer_cls, lr_scheduler, [p for _, p in named],
-                                   weight_decay=reg["weight_decay"], decay_params=decay_params,
-                                   grad_clip=grad_clip, kwargs=self.optimizer_kwargs)
-        create_all_accumulators(optimizer, [p for _, p in named])
-        if getattr(schedule, "momentum", None) is not None:
-            lr_scheduler.bind_momentum(optimizer, schedule.momentum)
-        return optimizer, lr_scheduler
-
+    def _phase_rule(self, model, table):
+        """Two-phase runs set each row's (before, after) multiplier and the table's boundary (fine_tune)."""
 
     _frz_name = "scheduler['gradual_unfreeze']['blocks']"          # how the caller sets the number of blocks
     _frz_layer_name = "scheduler['gradual_unfreeze']['params_layer']"

@@ -338,8 +338,7 @@ class Trainer:
             self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
             sample_input=sample_input, pretrained=self.pretrained)
         # what the optimizer updates, gradual unfreezing's frozen blocks included
-        self._trainable = [(n, p) for n, p in self.model.named_parameters()
-                           if not p.stop_gradient or hasattr(p, "_ps_base_lr")]
+        self._trainable = list(self.lr_scheduler.parameters_by_name.items())
         self._fingerprint = self._make_fingerprint()
         self._setup_done = True
 
