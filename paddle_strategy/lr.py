@@ -92,14 +92,6 @@ class StrategyLR(paddle.optimizer.lr.LRScheduler):
         phase = self._phase_of(step)
         return list(self.block_multipliers if phase is None else self.table.phase_blocks[phase])
 
-    def block_lrs(self):
-        return [self.last_lr * m for m in self.block_multipliers]
-
-    def frozen_parameters(self, epoch=None):
-        """The parameters gradual unfreezing holds frozen in `epoch` (default: the current one)."""
-        epoch = self.epoch() if epoch is None else epoch
-        return [p for params, first in self.unfreeze if epoch < first for p in params]
-
     def bind_momentum(self, optimizer, momentum):
         """Also set the optimizer's momentum (Momentum's `momentum`, Adam-family `beta1`) to `momentum(step)`
         before every update (one-cycle / cyclical momentum)."""

@@ -354,7 +354,7 @@ def _unique(tensors):
     return out
 
 
-def _freeze(obj, skip):
+def _snapshot(obj, skip):
     """A by-value copy of a container tree: (object, saved contents); tensors keep their identity and a copy of
     their values (those in `skip` are restored elsewhere, and each tensor or container is saved once); other
     objects are kept by reference."""
@@ -365,30 +365,30 @@ def _freeze(obj, skip):
     if isinstance(obj, paddle.Tensor):
         return obj, (obj.numpy().copy() if obj._is_initialized() else None)
     if isinstance(obj, dict):
-        return obj, [(k, _freeze(v, skip)) for k, v in obj.items()]
+        return obj, [(k, _snapshot(v, skip)) for k, v in obj.items()]
     if isinstance(obj, (list, tuple)):
-        return obj, [_freeze(v, skip) for v in obj]
+        return obj, [_snapshot(v, skip) for v in obj]
     if isinstance(obj, set):
         return obj, set(obj)
     return obj, None
 
 
-def _thaw(frozen):
-    """Put a `_freeze` copy back in place (same container and tensor objects) and return the object."""
-    obj, saved = frozen
+def _restore_snapshot(saved_copy):
+    """Put a `_snapshot` copy back in place (same container and tensor objects) and return the object."""
+    obj, saved = saved_copy
     if saved is None:
         return obj
     if isinstance(obj, paddle.Tensor):
         obj.set_value(saved)
     elif isinstance(obj, dict):
-        items = [(k, _thaw(v)) for k, v in saved]
+        items = [(k, _restore_snapshot(v)) for k, v in saved]
         obj.clear()
         obj.update(items)
     elif isinstance(obj, list):
-        obj[:] = [_thaw(v) for v in saved]
+        obj[:] = [_restore_snapshot(v) for v in saved]
     elif isinstance(obj, tuple):
         for v in saved:
-            _thaw(v)
+            _restore_snapshot(v)
     elif isinstance(obj, set):
         obj.clear()
         obj.update(saved)
@@ -405,10 +405,10 @@ class _State:
         self.values = [(t, t.numpy().copy()) for t in self.params + self.buffers if t._is_initialized()]
         self.grads = {id(p): p.grad.numpy().copy() for p in self.params if p.grad is not None}
         self.stop_gradient = [(p, p.stop_gradient) for p in self.params]
-        self.param_attrs = [(p, _freeze(dict(vars(p)), skip)) for p in self.params]
+        self.param_attrs = [(p, _snapshot(dict(vars(p)), skip)) for p in self.params]
         self.training = [(layer, layer.training) for layer in model.sublayers(include_self=True)]
         self.optimizer = optimizer
-        self.optimizer_attrs = None if optimizer is None else _freeze(dict(vars(optimizer)), skip)
+        self.optimizer_attrs = None if optimizer is None else _snapshot(dict(vars(optimizer)), skip)
         self.cpu_rng, self.device_rng = paddle.get_rng_state("cpu"), paddle.get_rng_state()
         self.np_rng, self.py_rng = np.random.get_state(), random.getstate()
         self.names = dict(unique_name.generator.ids)
@@ -457,8 +457,8 @@ class _State:
             p.stop_gradient = flag
 
     @staticmethod
-    def _restore_attrs(obj, frozen):
-        saved = _thaw(frozen)
+    def _restore_attrs(obj, saved_copy):
+        saved = _restore_snapshot(saved_copy)
         for key in [k for k in vars(obj) if k not in saved]:
             delattr(obj, key)
         for key, value in saved.items():
