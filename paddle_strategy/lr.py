@@ -20,7 +20,7 @@ class StrategyLR(paddle.optimizer.lr.LRScheduler):
     def __init__(self, schedule, *, unfreeze=(), steps_per_epoch=None, block_names=(),
                  block_multipliers=(), description="", plateau=None):
         self.schedule = schedule
-        self.plateau = plateau  # catalogue.ReduceLROnPlateau driven by report(metric); lr = schedule * scale
+        self.plateau = plateau  # plateau.ReduceLROnPlateau driven by report(metric); lr = schedule * scale
         self.scale = 1.0
         self._plateau_base = plateau.lr if plateau is not None else 1.0
         self.unfreeze = [(list(params), int(epoch)) for params, epoch in unfreeze]
