@@ -14,7 +14,7 @@ def make_adam_warmup(learning_rate, warmup_steps, decay_steps, min_lr=0.0) -> Sc
     """AdamWarmup's learning rate; keras_bert counts t = step + 1 (its update counter after the update).
 
     t <= warmup_steps:  lr * t / warmup_steps
-    otherwise:          anneal_linear(lr, min_lr, min(t, decay_steps) / decay_steps)
+    otherwise:          min_lr + (lr - min_lr) * (1 - min(t, decay_steps) / decay_steps)
     The decay is a line from (0, lr) to (decay_steps, min_lr) on the same clock as the warmup, so the curve
     drops at the end of warmup unless warmup_steps is small; keras_bert's calc_train_steps gives
     decay_steps = the run's total steps.
@@ -28,7 +28,7 @@ def make_adam_warmup(learning_rate, warmup_steps, decay_steps, min_lr=0.0) -> Sc
         t = step + 1  # keras_bert's clock: its warmup includes t = W, so it is not parts.with_warmup's
         if t <= W:
             return anneal_linear(0.0, lr, t / W)
-        return anneal_linear(lr, floor, min(t, D) / D)
+        return anneal_linear(floor, lr, 1.0 - min(t, D) / D)  # keras_bert's arithmetic, bit for bit
 
     return warmup_decay
 
