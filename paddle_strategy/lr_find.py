@@ -11,7 +11,11 @@ the learning rate (log scale) shows where training is fastest and where it diver
 
 loss_i is measured by the forward pass of update i, before the update made with lr_i (fastai's convention).
 The sweep stops once smoothed_i > div_threshold * min_{j<=i} smoothed_j (stop_div, positive losses) or it
-is NaN / infinite.
+is NaN / infinite. The sweep is a schedule (parts.anneal_exp, `sweep_schedule`) run by the same StrategyLR
+that training uses.
+
+One module of ~460 lines: the sweep, its suggestions and the exact restore of model, optimizer and RNG
+state afterwards (about a third) are one feature that is only used together.
 """
 from __future__ import annotations
 
