@@ -44,7 +44,7 @@ def _prefixed(where, exc):
 
 
 def _schedule(where, lr_config, total_steps, steps_per_epoch):
-    from .catalogue.registry import make_run_schedule
+    from .schedules.registry import make_run_schedule
     if isinstance(lr_config, (int, float)) and not isinstance(lr_config, bool):
         lr_config = {"name": "Const", "learning_rate": lr_config}
     if not isinstance(lr_config, dict):
@@ -167,7 +167,7 @@ def _schedule_config(lr_config):
 
 def _base_lr(lr_config):
     """The section's learning rate: its lr.learning_rate, or the schedule's own default for it."""
-    from .catalogue import SCHEDULES
+    from .schedules import SCHEDULES
     cfg = _schedule_config(lr_config)
     if "learning_rate" in cfg:
         return cfg["learning_rate"]

@@ -36,9 +36,9 @@ from numbers import Real
 import paddle
 
 from ._checks import check_number, did_you_mean, shown
-from .catalogue._validate import check_divisor
-from .catalogue.fastai_schedules import make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr
-from .catalogue.parts import LRMomentum, join_schedules
+from .schedules._validate import check_divisor
+from .schedules.fastai import make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr
+from .schedules.parts import LRMomentum, join_schedules
 from .lr import StrategyLR
 from .optimizers import resolve
 from .param_table import norm_param_names  # noqa: F401  (re-exported: fastai's train_bn layers)

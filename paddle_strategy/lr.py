@@ -25,7 +25,7 @@ class StrategyLR(paddle.optimizer.lr.LRScheduler):
         self.table = table
         if table is not None:
             unfreeze, block_names, block_multipliers = table.unfreeze_groups(), table.blocks, table.block_multipliers
-        self.plateau = plateau  # catalogue.ReduceLROnPlateau driven by report(metric); lr = schedule * scale
+        self.plateau = plateau  # plateau.ReduceLROnPlateau driven by report(metric); lr = schedule * scale
         self.scale = 1.0
         self._plateau_base = plateau.lr if plateau is not None else 1.0
         self.unfreeze = [(list(params), int(epoch)) for params, epoch in unfreeze]

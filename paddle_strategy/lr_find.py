@@ -11,7 +11,11 @@ the learning rate (log scale) shows where training is fastest and where it diver
 
 loss_i is measured by the forward pass of update i, before the update made with lr_i (fastai's convention).
 The sweep stops once smoothed_i > div_threshold * min_{j<=i} smoothed_j (stop_div, positive losses) or it
-is NaN / infinite.
+is NaN / infinite. The sweep is a schedule (parts.anneal_exp, `sweep_schedule`) run by the same StrategyLR
+that training uses.
+
+One module of ~460 lines: the sweep, its suggestions and the exact restore of model, optimizer and RNG
+state afterwards (about a third) are one feature that is only used together.
 """
 from __future__ import annotations
 
@@ -26,15 +30,24 @@ import paddle
 from paddle.base import unique_name
 
 from ._checks import check_number
+from .lr import StrategyLR
+from .schedules.parts import Schedule, anneal_exp
 
-__all__ = ["lr_find", "LRFindResult", "sweep_lrs", "smooth_losses", "minimum", "steep", "valley", "suggest"]
+__all__ = ["lr_find", "LRFindResult", "sweep_lrs", "sweep_schedule", "smooth_losses", "minimum", "steep", "valley", "suggest"]
 
 
 # ------------------------------------------------------------------------------------------ formulas
+def sweep_schedule(start_lr: float, end_lr: float, num_it: int) -> Schedule:
+    """The sweep as a schedule: lr(i) = anneal_exp(start_lr, end_lr, i / (num_it - 1))
+    = start_lr * (end_lr / start_lr) ** (i / (num_it - 1)), end_lr held from i = num_it - 1 on."""
+    last = num_it - 1
+    return lambda i: anneal_exp(start_lr, end_lr, min(i, last) / last)
+
+
 def sweep_lrs(start_lr: float, end_lr: float, num_it: int) -> np.ndarray:
     """lr_i = start_lr * (end_lr / start_lr) ** (i / (num_it - 1)), i = 0 .. num_it - 1 (float64)."""
-    i = np.arange(num_it, dtype=np.float64)
-    return start_lr * (end_lr / start_lr) ** (i / (num_it - 1))
+    schedule = sweep_schedule(start_lr, end_lr, num_it)
+    return np.array([schedule(i) for i in range(num_it)], dtype=np.float64)
 
 
 def _ema_step(avg: float, loss: float, smooth: float, i: int):
@@ -204,7 +217,7 @@ def lr_find(model, loss_fn, data, start_lr=1e-7, end_lr=10, num_it=100, *, optim
     """
     _check_args(model, loss_fn, data, start_lr, end_lr, num_it, optimizer, strategy, sample_input, smooth,
                 stop_div, div_threshold)
-    planned = sweep_lrs(float(start_lr), float(end_lr), int(num_it))
+    schedule = sweep_schedule(float(start_lr), float(end_lr), int(num_it))
     lrs, losses, smoothed = [], [], []
     state = _State(model, optimizer)
     batches = _batches(data)
@@ -214,7 +227,7 @@ def lr_find(model, loss_fn, data, start_lr=1e-7, end_lr=10, num_it=100, *, optim
             raise ValueError(f"lr_find: data yielded no batches (got {type(data).__name__}).")
         inputs, label = _split(first)
         opt = _sweep_optimizer(model, optimizer, strategy, num_it, inputs if sample_input is None else sample_input)
-        sweep = _SweepLR(planned)
+        sweep = StrategyLR(schedule, description="lr_find sweep")
         opt.set_lr_scheduler(sweep)
         model.train()
         stream = itertools.chain([first], batches)
@@ -234,7 +247,7 @@ def lr_find(model, loss_fn, data, start_lr=1e-7, end_lr=10, num_it=100, *, optim
                 loss = loss.mean()
             value = float(loss)
             avg, smoothed_i = _ema_step(avg, value, smooth, i)
-            lrs.append(planned[i]), losses.append(value), smoothed.append(smoothed_i)
+            lrs.append(sweep.last_lr), losses.append(value), smoothed.append(smoothed_i)
             if not math.isfinite(smoothed_i):
                 stop_reason = "non-finite loss"
                 break
@@ -253,17 +266,6 @@ def lr_find(model, loss_fn, data, start_lr=1e-7, end_lr=10, num_it=100, *, optim
     return LRFindResult(lrs=lrs, losses=np.asarray(losses, dtype=np.float64), smoothed=smoothed,
                         suggestions=suggest(lrs, smoothed, num_it), stop_reason=stop_reason, num_it=num_it,
                         smooth=smooth)
-
-
-class _SweepLR(paddle.optimizer.lr.LRScheduler):
-    """The planned sweep as a Paddle scheduler: update i (last_epoch) runs at lrs[i]."""
-
-    def __init__(self, lrs):
-        self._lrs = [float(x) for x in lrs]
-        super().__init__(learning_rate=self._lrs[0])
-
-    def get_lr(self):
-        return self._lrs[min(self.last_epoch, len(self._lrs) - 1)]
 
 
 def _check_args(model, loss_fn, data, start_lr, end_lr, num_it, optimizer, strategy, sample_input, smooth,

@@ -24,7 +24,7 @@ import os
 import paddle
 
 from ._checks import check_number, did_you_mean, shown
-from .catalogue._validate import check_numbers
+from .schedules._validate import check_numbers
 from .build import strategy_from_config
 from .config import check_keys
 from .trainer import GlobalBatchSampler, RunConfig, Trainer

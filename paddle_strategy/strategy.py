@@ -10,7 +10,6 @@ so any loop that calls `optimizer.step()` and `lr_scheduler.step()` once per bat
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import re
 import sys
@@ -103,7 +102,7 @@ def _check_scheduler(given):
     s["schedule"] = _check_catalogue(s)
     s["layer_lr"] = _check_layer_lr(s["layer_lr"])
     if s["reduce_on_plateau"] is not None:
-        from .catalogue import ReduceLROnPlateau
+        from .plateau import ReduceLROnPlateau
         rop = s["reduce_on_plateau"]
         if not isinstance(rop, dict):
             raise TypeError(f"scheduler['reduce_on_plateau'] must be None or a dict of ReduceLROnPlateau's "
@@ -205,7 +204,7 @@ def _check_catalogue(s):
     if not isinstance(sched, dict) or "name" not in sched:
         raise TypeError(f"scheduler['schedule'] must be None, a callable step -> lr or a dict with a 'name' "
                         f"(one of paddle_strategy.catalogue.SCHEDULES), got {shown(sched)}.")
-    from .catalogue import registry
+    from .schedules import registry
     entry = registry._lookup(sched["name"])  # unknown name: ValueError with did-you-mean
     allowed = set(entry.keys) | set(registry.GENERIC_KEYS) | {"name"}
     for key, value in sched.items():
@@ -296,7 +295,7 @@ class CombinedStrategy:
         if s["schedule"] is not None:
             if callable(s["schedule"]):
                 return s["schedule"]
-            from .catalogue import registry
+            from .schedules import registry
             kwargs = {k: v for k, v in s["schedule"].items() if k != "name"}
             if "learning_rate" in registry.schedule_keys(s["schedule"]["name"]):
                 kwargs.setdefault("learning_rate", lr)
@@ -309,19 +308,16 @@ class CombinedStrategy:
                 raise ValueError(f"slanted_triangle: cut_fraction={st['cut_fraction']} of max_train_steps={T} is "
                                  f"{T * st['cut_fraction']:g} steps; the increase needs at least 1 "
                                  f"(raise cut_fraction or train longer).")
-            return functools.partial(schedules.slanted_triangular, learning_rate=lr, total_steps=T,
-                                     cut_steps=cut, ratio=st["ratio"])
+            return schedules.make_slanted_triangular(lr, T, cut, st["ratio"])
         warmup_steps = schedules.steps_for_fraction(T, s["warmup"])
         if s["noam_decay"]:
             if warmup_steps < 1:
                 raise ValueError(f"noam_decay: warmup={s['warmup']} of max_train_steps={T} is 0 steps; "
                                  f"noam needs at least 1 warmup step.")
-            return functools.partial(schedules.noam_decay, learning_rate=lr, warmup_steps=warmup_steps)
+            return schedules.make_noam_decay(lr, warmup_steps)
         ld = s["linear_decay"]
-        return functools.partial(schedules.warmup_linear_decay, learning_rate=lr, total_steps=T,
-                                 warmup_steps=warmup_steps,
-                                 decay_start_step=schedules.steps_for_fraction(T, ld["start_point"]),
-                                 end_learning_rate=ld["end_learning_rate"])
+        decay_start = schedules.steps_for_fraction(T, ld["start_point"])
+        return schedules.make_warmup_linear_decay(lr, T, warmup_steps, decay_start, ld["end_learning_rate"])
 
     # ------------------------------------------------------------------------------------ build
     def build(self, model, max_train_steps, steps_per_epoch=None, sample_input=None, pretrained=None, *,
@@ -362,7 +358,7 @@ class CombinedStrategy:
             grad_clip = None
         plateau = None
         if self.scheduler["reduce_on_plateau"] is not None:
-            from .catalogue import ReduceLROnPlateau
+            from .plateau import ReduceLROnPlateau
             plateau = ReduceLROnPlateau(self.learning_rate, **self.scheduler["reduce_on_plateau"])
         lr_scheduler = StrategyLR(schedule, table=table, steps_per_epoch=steps_per_epoch, description=str(self),
                                   plateau=plateau)  # applies the table to the parameters

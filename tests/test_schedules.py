@@ -96,9 +96,27 @@ def test_slanted_triangle_ulmfit_formula():
 
 
 def test_closed_form_equals_stepping_and_lr_at():
-    s = ps.AdamWeightDecayStrategy(learning_rate=1e-3, warmup_proportion=0.25)
-    _, lr = s.build(mlp(), max_train_steps=40)
-    fn = s.schedule(40)
-    for t in range(45):
-        assert lr.last_lr == fn(t) == lr.lr_at(t)
+    # T=40, warmup 0.25 -> W=10, decay from S=W to 0 at T: 1e-3*t/10, then 1e-3*(40-t)/30, 0 from T on.
+    # The scheduler stepped once per update, lr_at (no stepping) and a scheduler resumed from a state dict
+    # all give that written-out curve.
+    T, lr0 = 40, 1e-3
+    want = [lr0 * t / 10 if t < 10 else lr0 * max(0, T - t) / 30 for t in range(T + 5)]
+    s = ps.AdamWeightDecayStrategy(learning_rate=lr0, warmup_proportion=0.25)
+    _, lr = s.build(mlp(), max_train_steps=T)
+    _, probe = s.build(mlp(), max_train_steps=T)
+    stepped = []
+    for t in range(T + 5):
+        stepped.append(lr.last_lr)
+        if t == 17:
+            state = dict(lr.state_dict())
         lr.step()
+    assert stepped == pytest.approx(want, rel=1e-12, abs=1e-18)
+    assert stepped[10] == lr0 and stepped[T] == 0.0
+    assert [probe.lr_at(t) for t in range(T + 5)] == stepped
+    assert probe.last_lr == want[0]  # lr_at did not move it
+    _, resumed = s.build(mlp(), max_train_steps=T)
+    resumed.set_state_dict(state)
+    assert resumed.last_lr == stepped[17]
+    for t in range(17, T + 5):
+        assert resumed.last_lr == stepped[t], t
+        resumed.step()

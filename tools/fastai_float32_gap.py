@@ -1,10 +1,10 @@
-"""How far fastai's float32 combine_scheds is from the catalogue's float64 fastai schedules.
+"""How far fastai's float32 combine_scheds is from paddle_strategy.schedules' float64 fastai schedules.
 
 fastai keeps combine_scheds' cumulative phase boundaries in a float32 tensor and computes the position inside a
 phase in float32 (fastai/callback/schedule.py); that arithmetic is written out here with numpy float32 and
-compared step by step with catalogue.make_fit_one_cycle / make_fit_flat_cos / make_fit_sgdr. Prints the worst
+compared step by step with schedules.make_fit_one_cycle / make_fit_flat_cos / make_fit_sgdr. Prints the worst
 relative and absolute (as a fraction of the peak LR) gaps, and every step where fastai's SGDR restarts one
-batch late. The figures quoted in catalogue/fastai_schedules.py come from this script.
+batch late. The figures quoted in paddle_strategy/schedules/fastai.py come from this script.
 
 Usage:
   PYTHONPATH=. python tools/fastai_float32_gap.py
@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from paddle_strategy import catalogue as cat
+from paddle_strategy import schedules as cat
 
 
 def sched_cos(start, end, pos):
