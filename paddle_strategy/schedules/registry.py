@@ -12,7 +12,8 @@ from . import keras_bert as kb
 from . import ppocr
 from . import tf
 from . import torch as th
-from ._validate import check_bool, check_lr, check_steps, did_you_mean, shown
+from .._checks import (check_bool, check_lr, check_steps, did_you_mean, missing_keys_error, shown,
+                       unknown_key_error)
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr, paddle_class_keys
 from .parts import Schedule, with_floor, with_warmup
 
@@ -160,16 +161,14 @@ def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch:
             raise ValueError(f"{where}: has its own warmup ({', '.join(entry.own_warmup)}); use that instead "
                              f"of {key}={shown(value)}.")
         if key not in allowed:
-            raise ValueError(f"{where}: unknown key {shown(key)} (value {shown(value)}). Allowed keys: "
-                             f"{', '.join(allowed)}.{did_you_mean(key, allowed)}")
+            raise unknown_key_error(where, key, allowed, value=value)
     own = {k: v for k, v in kwargs.items() if k in entry.keys}
     generic = {k: v for k, v in kwargs.items() if k not in entry.keys}
     _fill_context(where, entry, own, total_steps, steps_per_epoch)
     missing = [k for k, required in entry.keys.items() if required and k not in own]
     if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(map(repr, missing))}. Allowed keys: "
-                         f"{', '.join(allowed)}. Run-length keys can come from make_schedule's total_steps= / "
-                         f"steps_per_epoch=.")
+        raise missing_keys_error(where, missing, allowed, hint="Run-length keys can come from make_schedule's "
+                                 "total_steps= / steps_per_epoch=.")
     schedule = entry.factory(**own)
     return _wrap(where, entry, schedule, generic)
 
@@ -185,8 +184,9 @@ def make_run_schedule(name: str, config: dict, *, total_steps: int, steps_per_ep
             continue
         given = config.pop(key)
         if key not in _lookup(name).keys:
-            raise ValueError(f"schedule {name!r}: unknown key {key!r} (value {shown(given)}); the run's length "
-                             f"is set by the training run ({key}={run[key]}), not by the schedule.")
+            raise unknown_key_error(f"schedule {name!r}", key, _lookup(name).keys, value=given,
+                                    why=f"; the run's length is set by the training run ({key}={run[key]}), "
+                                        f"not by the schedule")
         if run[key] is None:
             run[key] = given
         elif isinstance(given, bool) or given != run[key]:
