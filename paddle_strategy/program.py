@@ -23,7 +23,7 @@ import os
 
 import paddle
 
-from ._checks import check_bool, check_keys, check_number, check_numbers, did_you_mean, shown
+from ._checks import check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, shown
 from .build import strategy_from_config
 from .trainer import GlobalBatchSampler, RunConfig, Trainer
 
@@ -81,12 +81,8 @@ def check_config(config: dict) -> dict:
         sec = check_keys(part, out[part], ("dataset", "loader"), required=("dataset",))
         ds = dict(DATASET_KEYS, split="train" if part == "Train" else "dev")
         ds.update(check_keys(f"{part}.dataset", sec["dataset"], DATASET_KEYS))
-        if ds["name"] != "RottenTomatoes":
-            raise ValueError(f"{part}.dataset.name: {shown(ds['name'])} is not available; allowed: RottenTomatoes."
-                             f"{did_you_mean(ds['name'], ['RottenTomatoes'])}")
-        if ds["split"] not in ("train", "dev", "test"):
-            raise ValueError(f"{part}.dataset.split: {shown(ds['split'])} is not one of train, dev, test."
-                             f"{did_you_mean(ds['split'], ['train', 'dev', 'test'])}")
+        check_choice(f"{part}.dataset.name", ds["name"], ("RottenTomatoes",))
+        check_choice(f"{part}.dataset.split", ds["split"], ("train", "dev", "test"))
         if ds["size"] is not None:
             ds["size"] = check_number(f"{part}.dataset.size", ds["size"], low=1, integer=True)
         ds["max_len"] = check_number(f"{part}.dataset.max_len", ds["max_len"], low=3, integer=True)

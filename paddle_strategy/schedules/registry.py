@@ -135,6 +135,14 @@ def _lookup(name):
     return _ENTRIES[name]
 
 
+def _allowed_keys(entry) -> list:
+    """The schedule's own keys and the generic ones it does not have (no generic warmup if it has its own)."""
+    generic_keys = set(GENERIC_KEYS) - set(entry.keys)
+    if entry.own_warmup:
+        generic_keys -= {"warmup_steps", "warmup_start_lr", "warmup_shift"}
+    return sorted(set(entry.keys) | generic_keys)
+
+
 def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch: int | None = None,
                   **kwargs) -> Schedule:
     """The registered schedule `name` built from `kwargs`, as a pure `schedule(step) -> lr`.
@@ -152,10 +160,7 @@ def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch:
         total_steps = check_steps(f"{where}: total_steps", total_steps, low=1)
     if steps_per_epoch is not None:
         steps_per_epoch = check_steps(f"{where}: steps_per_epoch", steps_per_epoch, low=1)
-    generic_keys = set(GENERIC_KEYS) - set(entry.keys)
-    if entry.own_warmup:
-        generic_keys -= {"warmup_steps", "warmup_start_lr", "warmup_shift"}
-    allowed = sorted(set(entry.keys) | generic_keys)
+    allowed = _allowed_keys(entry)
     for key, value in kwargs.items():
         if entry.own_warmup and key in GENERIC_KEYS and key.startswith("warmup") and key not in entry.keys:
             raise ValueError(f"{where}: has its own warmup ({', '.join(entry.own_warmup)}); use that instead "
@@ -184,7 +189,7 @@ def make_run_schedule(name: str, config: dict, *, total_steps: int, steps_per_ep
             continue
         given = config.pop(key)
         if key not in _lookup(name).keys:
-            raise unknown_key_error(f"schedule {name!r}", key, _lookup(name).keys, value=given,
+            raise unknown_key_error(f"schedule {name!r}", key, _allowed_keys(_lookup(name)), value=given,
                                     why=f"; the run's length is set by the training run ({key}={run[key]}), "
                                         f"not by the schedule")
         if run[key] is None:
