@@ -1,4 +1,11 @@
-"""Validation helpers: every error names the key, the value and what is allowed."""
+"""The validation vocabulary: every error names the key as the user wrote it, its value (bounded by `shown`)
+and what is allowed, with "did you mean" for a misspelt key or choice.
+
+Keys of a mapping: check_keys (unknown / missing), unknown_key_error, missing_keys_error, merge_dict.
+Values: check_number (check_lr, check_divisor, check_steps), check_bool, check_choice, check_numbers,
+check_strings. Every module of the package validates through these, so one kind of mistake reads the same
+wherever it is made.
+"""
 from __future__ import annotations
 
 import difflib
@@ -64,11 +71,38 @@ def did_you_mean(name, choices) -> str:
     return f" Did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
-def unknown_key_error(where: str, key, allowed) -> ValueError:
+_NO_VALUE = object()
+
+
+def unknown_key_error(where: str, key, allowed, *, value=_NO_VALUE, why: str = "") -> ValueError:
+    """`{where}: unknown key 'k' (value v){why}. Allowed keys: a, b. Did you mean 'a'?` (value when given)."""
     allowed = sorted(str(a) for a in allowed)
-    return ValueError(
-        f"{where}: unknown key {shown(key)}. Allowed keys: {', '.join(allowed)}.{did_you_mean(key, allowed)}"
-    )
+    given = "" if value is _NO_VALUE else f" (value {shown(value)})"
+    return ValueError(f"{where}: unknown key {shown(key)}{given}{why}. Allowed keys: {', '.join(allowed)}."
+                      f"{did_you_mean(key, allowed)}")
+
+
+def missing_keys_error(where: str, missing, allowed, *, hint: str = "") -> ValueError:
+    """`{where}: missing key(s) 'a', 'b'. Allowed keys: a, b, c.` and an optional hint after it."""
+    allowed = sorted(str(a) for a in allowed)
+    return ValueError(f"{where}: missing key(s) {', '.join(map(repr, missing))}. Allowed keys: {', '.join(allowed)}."
+                      f"{' ' + hint if hint else ''}")
+
+
+def check_keys(where: str, given, allowed, required=()) -> dict:
+    """Return `given` if it is a mapping whose keys are all in `allowed` and include every `required` one;
+    else raise TypeError (not a mapping) or ValueError (the first unknown key, with its value and did-you-mean;
+    or every missing key)."""
+    if not isinstance(given, dict):
+        raise TypeError(f"{where} must be a mapping, got {shown(given)} ({type(given).__name__}).")
+    allowed = list(allowed)
+    for key, value in given.items():
+        if key not in allowed:
+            raise unknown_key_error(where, key, allowed, value=value)
+    missing = [k for k in required if k not in given]
+    if missing:
+        raise missing_keys_error(where, missing, allowed)
+    return given
 
 
 def check_number(where: str, value, *, low=None, high=None, low_open=False, high_open=False,
@@ -97,6 +131,74 @@ def check_number(where: str, value, *, low=None, high=None, low_open=False, high
     return int(value) if integer else float(value)
 
 
+def check_lr(where: str, value) -> float:
+    """A learning rate (or momentum): a finite number >= 0."""
+    return check_number(where, value, low=0)
+
+
+def check_divisor(where: str, value) -> float:
+    """A factor a peak learning rate is divided by (fastai's div / div_final, torch's div_factor): a finite
+    number >= 1; below 1 the schedule would start or end above its own peak, and 1e-300 makes it 1e300 times it."""
+    value = check_number(where, value, low=0, low_open=True)
+    if value < 1:
+        raise ValueError(f"{where} must be >= 1 (the peak learning rate is divided by it; {value:g} would put the "
+                         f"schedule above its own peak), got {value!r}.")
+    return value
+
+
+def check_steps(where: str, value, *, low: int = 0) -> int:
+    """A count of steps, epochs or cycles: an integer >= `low`."""
+    return check_number(where, value, low=low, integer=True)
+
+
+def check_bool(where: str, value) -> bool:
+    """True or False only: 1, "yes" and None are refused (YAML's true / false load as bool)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{where} must be True or False, got {shown(value)} ({type(value).__name__}).")
+    return value
+
+
+def check_choice(where: str, value, allowed) -> str:
+    """One of the strings in `allowed` (exact, case-sensitive), with did-you-mean."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{where} must be one of {', '.join(repr(a) for a in allowed)}, got {shown(value)}."
+                         f"{did_you_mean(value, allowed)}")
+    return value
+
+
+def check_numbers(where: str, values, *, min_len: int = 0, increasing: str = "", low=None,
+                  integer: bool = False) -> list:
+    """A list/tuple of numbers; `increasing` is '' (any order), 'strict' or 'weak' (duplicates allowed)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        raise TypeError(f"{where} must be a list of numbers, got {shown(values)} ({type(values).__name__}).")
+    if len(values) < min_len:
+        raise ValueError(f"{where} must have at least {min_len} element(s), got {shown(list(values))}.")
+    kind = Integral if integer else Real
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v):
+            raise TypeError(f"{where}[{i}] must be a finite {'integer' if integer else 'number'}, "
+                            f"got {shown(v)} in {shown(list(values))}.")
+        if low is not None and v < low:
+            raise ValueError(f"{where}[{i}] must be >= {low}, got {shown(v)} in {shown(list(values))}.")
+        out.append(int(v) if integer else v)
+    for a, b in zip(out, out[1:]):
+        if (increasing == "strict" and not a < b) or (increasing == "weak" and not a <= b):
+            adverb = "strictly " if increasing == "strict" else ""
+            raise ValueError(f"{where} must be {adverb}increasing, got {shown(list(values))}.")
+    return out
+
+
+def check_strings(where: str, values, *, non_empty: bool = False) -> list:
+    """A list/tuple of strings (a lone string is refused: it would be taken letter by letter); returns a list."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        raise TypeError(f"{where} must be a list of strings, got {shown(values)} ({type(values).__name__}).")
+    for i, v in enumerate(values):
+        if not isinstance(v, str) or (non_empty and not v):
+            raise TypeError(f"{where}[{i}] must be a {'non-empty ' if non_empty else ''}string, got {shown(v)}.")
+    return list(values)
+
+
 def merge_dict(where: str, defaults: dict, given, *, nested=()) -> dict:
     """Merge a user's partial dict into `defaults` (one level, plus the keys in `nested`)."""
     if given is None:
@@ -106,11 +208,11 @@ def merge_dict(where: str, defaults: dict, given, *, nested=()) -> dict:
     merged = merge_dict(where, defaults, None)
     for key, value in given.items():
         if key not in defaults:
-            raise unknown_key_error(where, key, defaults)
+            raise unknown_key_error(where, key, defaults, value=value)
         if key in nested and isinstance(value, dict):
-            for sub in value:
+            for sub, sub_value in value.items():
                 if sub not in defaults[key]:
-                    raise unknown_key_error(f"{where}[{shown(key)}]", sub, defaults[key])
+                    raise unknown_key_error(f"{where}[{shown(key)}]", sub, defaults[key], value=sub_value)
             merged[key].update(value)
         else:
             merged[key] = value

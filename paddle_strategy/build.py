@@ -27,7 +27,7 @@ import warnings
 
 import paddle
 
-from ._checks import check_number, did_you_mean, shown
+from ._checks import check_keys, check_number, did_you_mean, shown
 from .optimizers import check_kwargs, resolve
 from .strategy import CombinedStrategy
 
@@ -111,11 +111,7 @@ def ppocr_strategy(config, epochs, step_each_epoch, *, where="Optimizer"):
     if reg_cfg is not None:
         if not isinstance(reg_cfg, dict) or "name" not in reg_cfg:
             raise TypeError(f"{where}.regularizer must be {{name: L1 | L2, factor: <number>}}, got {shown(reg_cfg)}.")
-        extra = set(reg_cfg) - {"name", "factor"}
-        if extra:
-            key = sorted(extra)[0]
-            raise ValueError(f"{where}.regularizer.{key}: unknown key. Allowed keys: factor, name."
-                             f"{did_you_mean(key, ['factor', 'name'])}")
+        check_keys(f"{where}.regularizer", reg_cfg, ("factor", "name"))
         kind = str(reg_cfg["name"]).upper().removesuffix("DECAY")
         if kind not in ("L1", "L2"):
             raise ValueError(f"{where}.regularizer.name: {shown(reg_cfg['name'])} is not one of L1, L2 (or L1Decay, "
@@ -258,10 +254,7 @@ def build_strategy(config, where="Strategy"):
     cls = STRATEGIES[name]
     params = inspect.signature(cls).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        for key, value in cfg.items():
-            if key not in params:
-                raise ValueError(f"{where}.{key}: unknown argument of {name} (value {shown(value)}). Allowed: "
-                                 f"{', '.join(params)}.{did_you_mean(key, params)}")
+        check_keys(f"{where} ({name})", cfg, params)  # the keys are the class's arguments
     try:
         return cls(**cfg)
     except (ValueError, TypeError) as exc:

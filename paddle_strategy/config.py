@@ -17,7 +17,7 @@ import re
 
 import yaml
 
-from ._checks import did_you_mean, shown
+from ._checks import check_keys, shown  # check_keys: kept importable from here
 
 __all__ = ["load_config", "parse_overrides", "apply_overrides", "yaml_value", "check_keys", "SafeFloatLoader",
            "ConfigYAMLError", "MAX_YAML_NODES"]
@@ -162,18 +162,3 @@ def load_config(path, overrides=()) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(config).__name__}.")
     return apply_overrides(config, parse_overrides(overrides))
-
-
-def check_keys(where: str, given: dict, allowed, required=()) -> dict:
-    """Refuse keys not in `allowed` (naming the path, with did-you-mean) and missing `required` ones."""
-    if not isinstance(given, dict):
-        raise TypeError(f"{where} must be a mapping, got {shown(given)} ({type(given).__name__}).")
-    allowed = list(allowed)
-    for key in given:
-        if key not in allowed:
-            raise ValueError(f"{where}.{key}: unknown key (value {shown(given[key])}). Allowed keys: "
-                             f"{', '.join(sorted(map(str, allowed)))}.{did_you_mean(key, allowed)}")
-    for key in required:
-        if key not in given:
-            raise ValueError(f"{where}.{key} is required (allowed keys: {', '.join(sorted(map(str, allowed)))}).")
-    return given

@@ -35,8 +35,7 @@ from numbers import Real
 
 import paddle
 
-from ._checks import check_number, did_you_mean, shown
-from .schedules._validate import check_divisor
+from ._checks import check_bool, check_divisor, check_number, did_you_mean, shown
 from .schedules.fastai import make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr
 from .schedules.parts import LRMomentum, join_schedules
 from .lr import StrategyLR
@@ -155,8 +154,7 @@ def freeze_to(model, blocks, n: int, *, train_bn: bool = True) -> list:
     """
     groups, params = _blocks_arg(model, blocks)
     n = check_number("freeze_to: n", n, integer=True)
-    if not isinstance(train_bn, bool):
-        raise TypeError(f"train_bn must be True or False, got {shown(train_bn)}.")
+    check_bool("train_bn", train_bn)
     L = len(groups)
     frozen_count = n if n >= 0 else L + n  # fastai's frozen_idx
     if frozen_count >= L:
@@ -376,8 +374,7 @@ class FineTuneStrategy(_FastaiStrategy):
                              f"got {n_blocks}.")
         self._base_lr = check_number("FineTuneStrategy: base_lr", base_lr, low=0, low_open=True)
         self._lr_mult = check_divisor("FineTuneStrategy: lr_mult", lr_mult)  # lowest block: base_lr / 2 / lr_mult
-        if not isinstance(train_bn, bool):
-            raise TypeError(f"FineTuneStrategy: train_bn must be True or False, got {shown(train_bn)}.")
+        check_bool("FineTuneStrategy: train_bn", train_bn)
         self._train_bn = train_bn
         # phase 2's spread; the schedule runs at the head's rate of each phase
         cls = self._setup("base_lr", slice(base_lr / 2 / lr_mult, base_lr / 2), n_blocks, wd, optimizer_name,

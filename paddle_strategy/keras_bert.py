@@ -25,7 +25,7 @@ import warnings
 
 import paddle
 
-from ._checks import check_number, did_you_mean, shown
+from ._checks import check_bool, check_number, did_you_mean, shown
 from .catalogue.keras_bert_lr import calc_train_steps
 from .strategy import CombinedStrategy
 
@@ -98,8 +98,7 @@ class AdamWarmupStrategy(CombinedStrategy):
                     raise TypeError(f"{where}: weight_decay_pattern[{i}] must be a non-empty string, got "
                                     f"{shown(pattern)}.")
             weight_decay_pattern = list(weight_decay_pattern)
-        if not isinstance(amsgrad, bool):
-            raise TypeError(f"{where}: amsgrad must be True or False, got {shown(amsgrad)}.")
+        check_bool(f"{where}: amsgrad", amsgrad)
         for k in self._args:
             setattr(self, "_" + k, locals()[k])
         schedule = {"name": "adam_warmup", "warmup_steps": warmup_steps, "min_lr": min_lr}

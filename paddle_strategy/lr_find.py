@@ -29,7 +29,7 @@ import numpy as np
 import paddle
 from paddle.base import unique_name
 
-from ._checks import check_number
+from ._checks import check_bool, check_number
 from .lr import StrategyLR
 from .schedules.parts import Schedule, anneal_exp
 
@@ -284,8 +284,7 @@ def _check_args(model, loss_fn, data, start_lr, end_lr, num_it, optimizer, strat
     check_number("num_it", num_it, low=2, integer=True)
     check_number("smooth", smooth, low=0, high=1, high_open=True)
     check_number("div_threshold", div_threshold, low=1, low_open=True)
-    if not isinstance(stop_div, bool):
-        raise TypeError(f"stop_div must be True or False, got {stop_div!r}.")
+    check_bool("stop_div", stop_div)
     if optimizer is not None and strategy is not None:
         raise ValueError("lr_find: give optimizer= or strategy=, not both (strategy builds its own optimizer).")
     if optimizer is not None and not isinstance(optimizer, paddle.optimizer.Optimizer):

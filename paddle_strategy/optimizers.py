@@ -7,7 +7,7 @@ from numbers import Real
 
 import paddle
 
-from ._checks import check_number, did_you_mean, shown
+from ._checks import check_number, did_you_mean, shown, unknown_key_error
 
 # Every paddle.optimizer optimizer, by lower-case name.
 OPTIMIZERS = {
@@ -66,8 +66,7 @@ def check_kwargs(cls, kwargs: dict) -> None:
                              f"{_MANAGED[key]}.")
         if key not in allowed:
             choices = [p for p in allowed if p not in _MANAGED]
-            raise ValueError(f"optimizer argument {shown(key)} is not accepted by paddle.optimizer.{cls.__name__}; "
-                             f"it takes: {', '.join(choices)}.{did_you_mean(key, choices)}")
+            raise unknown_key_error(f"paddle.optimizer.{cls.__name__}", key, choices, value=kwargs[key])
         _check_annotation(cls, key, kwargs[key])
         value = kwargs[key]
         if isinstance(value, Real) and not isinstance(value, bool):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .schedules._validate import check_choice, check_lr, check_number, check_steps, shown
+from ._checks import check_choice, check_lr, check_number, check_steps, shown
 
 __all__ = ["ReduceLROnPlateau"]
 

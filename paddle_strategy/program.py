@@ -23,10 +23,8 @@ import os
 
 import paddle
 
-from ._checks import check_number, did_you_mean, shown
-from .schedules._validate import check_numbers
+from ._checks import check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, shown
 from .build import strategy_from_config
-from .config import check_keys
 from .trainer import GlobalBatchSampler, RunConfig, Trainer
 
 __all__ = ["SECTIONS", "check_config", "build_model", "build_dataset", "build_trainer", "steps_per_epoch"]
@@ -63,8 +61,7 @@ def check_config(config: dict) -> dict:
         g["eval_batch_step"] = [0, check_number("Global.eval_batch_step", step, low=1, integer=True)]
     if g["save_epoch_step"] is not None:
         g["save_epoch_step"] = check_number("Global.save_epoch_step", g["save_epoch_step"], low=1, integer=True)
-    if not isinstance(g["use_gpu"], bool):
-        raise TypeError(f"Global.use_gpu must be true or false, got {shown(g['use_gpu'])}.")
+    check_bool("Global.use_gpu", g["use_gpu"])
     g["seed"] = check_number("Global.seed", g["seed"], low=0, high=MAX_SEED, integer=True)
     g["keep_checkpoints"] = check_number("Global.keep_checkpoints", g["keep_checkpoints"], low=1, integer=True)
     _check_path("Global.save_model_dir", g["save_model_dir"])
@@ -84,12 +81,8 @@ def check_config(config: dict) -> dict:
         sec = check_keys(part, out[part], ("dataset", "loader"), required=("dataset",))
         ds = dict(DATASET_KEYS, split="train" if part == "Train" else "dev")
         ds.update(check_keys(f"{part}.dataset", sec["dataset"], DATASET_KEYS))
-        if ds["name"] != "RottenTomatoes":
-            raise ValueError(f"{part}.dataset.name: {shown(ds['name'])} is not available; allowed: RottenTomatoes."
-                             f"{did_you_mean(ds['name'], ['RottenTomatoes'])}")
-        if ds["split"] not in ("train", "dev", "test"):
-            raise ValueError(f"{part}.dataset.split: {shown(ds['split'])} is not one of train, dev, test."
-                             f"{did_you_mean(ds['split'], ['train', 'dev', 'test'])}")
+        check_choice(f"{part}.dataset.name", ds["name"], ("RottenTomatoes",))
+        check_choice(f"{part}.dataset.split", ds["split"], ("train", "dev", "test"))
         if ds["size"] is not None:
             ds["size"] = check_number(f"{part}.dataset.size", ds["size"], low=1, integer=True)
         ds["max_len"] = check_number(f"{part}.dataset.max_len", ds["max_len"], low=3, integer=True)
@@ -99,8 +92,7 @@ def check_config(config: dict) -> dict:
                                                      loader["batch_size_per_card"], low=1, integer=True)
         loader["num_workers"] = check_number(f"{part}.loader.num_workers", loader["num_workers"], low=0,
                                              integer=True)
-        if not isinstance(loader["shuffle"], bool):
-            raise TypeError(f"{part}.loader.shuffle must be true or false, got {shown(loader['shuffle'])}.")
+        check_bool(f"{part}.loader.shuffle", loader["shuffle"])
         ds["split_seed"] = check_number(f"{part}.dataset.split_seed", ds["split_seed"], low=0, high=MAX_SEED,
                                         integer=True)
         out[part] = {"dataset": ds, "loader": loader}

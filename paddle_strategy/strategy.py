@@ -18,7 +18,7 @@ import warnings
 import paddle
 
 from . import schedules
-from ._checks import check_number, did_you_mean, merge_dict, shown, unknown_key_error
+from ._checks import check_bool, check_keys, check_number, check_strings, did_you_mean, merge_dict, shown
 from .blocks import _depths, blocks_from_depths
 from .lr import StrategyLR
 from .optimizers import check_kwargs, create_all_accumulators, make_optimizer, resolve
@@ -75,8 +75,7 @@ def _check_scheduler(given):
     ld["start_point"] = check_number("scheduler['linear_decay']['start_point']", ld["start_point"], low=0, high=1)
     ld["end_learning_rate"] = check_number("scheduler['linear_decay']['end_learning_rate']",
                                            ld["end_learning_rate"], low=0)
-    if not isinstance(s["noam_decay"], bool):
-        raise TypeError(f"scheduler['noam_decay'] must be True or False, got {shown(s['noam_decay'])}.")
+    check_bool("scheduler['noam_decay']", s["noam_decay"])
     for key in _BLOCK_KEYS:
         d = s[key]
         d["blocks"] = check_number(f"scheduler[{key!r}]['blocks']", d["blocks"], low=0, integer=True)
@@ -108,9 +107,7 @@ def _check_scheduler(given):
             raise TypeError(f"scheduler['reduce_on_plateau'] must be None or a dict of ReduceLROnPlateau's "
                             f"arguments, got {shown(rop)}.")
         allowed = [k for k in inspect.signature(ReduceLROnPlateau).parameters if k != "learning_rate"]
-        for key in rop:
-            if key not in allowed:
-                raise unknown_key_error("scheduler['reduce_on_plateau']", key, allowed)
+        check_keys("scheduler['reduce_on_plateau']", rop, allowed)
         ReduceLROnPlateau(1.0, **rop)  # value checks now
         s["reduce_on_plateau"] = dict(rop)
     if s["noam_decay"]:
@@ -207,11 +204,7 @@ def _check_catalogue(s):
     from .schedules import registry
     entry = registry._lookup(sched["name"])  # unknown name: ValueError with did-you-mean
     allowed = set(entry.keys) | set(registry.GENERIC_KEYS) | {"name"}
-    for key, value in sched.items():
-        if key not in allowed:
-            raise ValueError(f"scheduler['schedule'] ({shown(sched['name'])}): unknown key {shown(key)} "
-                             f"(value {shown(value)}). "
-                             f"Allowed keys: {', '.join(sorted(allowed))}.{did_you_mean(key, allowed)}")
+    check_keys(f"scheduler['schedule'] ({shown(sched['name'])})", sched, allowed)
     return dict(sched)
 
 
@@ -230,11 +223,8 @@ def _check_no_decay(where, rule):
         return None
     rule = merge_dict(where, {"names": [], "one_dim": False}, rule)
     names = rule["names"].split() if isinstance(rule["names"], str) else rule["names"]
-    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"{where}['names'] must be a list of name substrings, got {shown(rule['names'])}.")
-    if not isinstance(rule["one_dim"], bool):
-        raise TypeError(f"{where}['one_dim'] must be True or False, got {shown(rule['one_dim'])}.")
-    return {"names": list(names), "one_dim": rule["one_dim"]}
+    return {"names": check_strings(f"{where}['names']", names),
+            "one_dim": check_bool(f"{where}['one_dim']", rule["one_dim"])}
 
 
 class CombinedStrategy:

@@ -254,7 +254,7 @@ def test_19_values_shown_in_messages_are_bounded():
         check_config(config)
     assert time.perf_counter() - start < 2.0
     message = str(info.value)
-    assert "Architecture.num_clases: unknown key (value [[[['lol', " in message
+    assert "Architecture: unknown key 'num_clases' (value [[[['lol', " in message
     assert "Did you mean 'num_classes'" in message
     assert len(message) < 600, len(message)
     # an int too long for Python to print (over 4300 digits) is described, not printed ...

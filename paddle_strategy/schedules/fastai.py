@@ -24,8 +24,8 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Callable, Sequence
 
-from .._checks import unknown_key_error
-from ._validate import check_choice, check_divisor, check_lr, check_number, check_numbers, check_steps, shown
+from .._checks import (check_choice, check_divisor, check_keys, check_lr, check_number, check_numbers, check_steps,
+                       shown)
 from .parts import (LRMomentum, Schedule, anneal_cos, anneal_exp, anneal_linear, anneal_poly, phases,
                     with_restarts)
 
@@ -56,13 +56,7 @@ def fastai_annealer(where: str, spec) -> Callable[[float], float]:
     check_choice(f"{where}.name", short, tuple(_ANNEALERS))
     allowed = {"start", "end"} | ({"power"} if short == "poly" else set())
     required = {"start"} | ({"end"} if short != "no" else set()) | ({"power"} if short == "poly" else set())
-    for key in spec:
-        if key not in allowed:
-            raise unknown_key_error(f"{where} ({name!r})", key, allowed)
-    missing = sorted(required - set(spec))
-    if missing:
-        raise ValueError(f"{where} ({name!r}): missing key(s) {', '.join(map(repr, missing))}; it takes "
-                         f"{', '.join(sorted(allowed))}.")
+    check_keys(f"{where} ({name!r})", spec, allowed, required=sorted(required))
     start = check_number(f"{where}.start", spec["start"], low=0, low_open=short == "exp")
     end = check_lr(f"{where}.end", spec.get("end", start))
     anneal = _ANNEALERS[short]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from ._validate import check_choice, check_lr, check_number, check_steps
+from .._checks import check_choice, check_lr, check_number, check_steps
 from .parts import Schedule, anneal_cos, anneal_linear, join_schedules, with_warmup
 
 __all__ = ["make_warmup_stable_decay", "make_inverse_sqrt", "make_cosine_with_restarts", "make_cosine_with_min_lr",

@@ -4,7 +4,7 @@ Only the learning-rate part: the Adam update and its bias correction belong to t
 """
 from __future__ import annotations
 
-from ._validate import check_lr, check_number, check_steps
+from .._checks import check_lr, check_number, check_steps
 from .parts import Schedule, anneal_linear
 
 __all__ = ["make_adam_warmup", "calc_train_steps"]

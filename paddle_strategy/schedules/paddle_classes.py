@@ -12,7 +12,8 @@ from array import array
 
 import paddle.optimizer.lr as plr
 
-from ._validate import check_bool, check_lr, check_number, check_numbers, did_you_mean, shown
+from .._checks import (check_bool, check_lr, check_number, check_numbers, did_you_mean, missing_keys_error,
+                       shown, unknown_key_error)
 
 __all__ = ["PADDLE_CLASSES", "paddle_class_keys", "make_paddle_lr"]
 
@@ -49,12 +50,10 @@ def _check_keys(where, class_name, kwargs):
         if key not in keys:
             why = " (a pure schedule always starts at step 0; resume by restoring the step)" \
                 if key == "last_epoch" else ""
-            raise ValueError(f"{where}: unknown key {shown(key)} (value {shown(value)}){why}. Allowed keys: "
-                             f"{', '.join(sorted(keys))}.{did_you_mean(key, keys)}")
+            raise unknown_key_error(where, key, keys, value=value, why=why)
     missing = [k for k, required in keys.items() if required and k not in kwargs]
     if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(map(repr, missing))}. Allowed keys: "
-                         f"{', '.join(sorted(keys))}.")
+        raise missing_keys_error(where, missing, keys)
 
 
 def _is_lr(key):

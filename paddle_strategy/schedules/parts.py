@@ -13,7 +13,7 @@ from bisect import bisect_right
 from numbers import Integral
 from typing import Callable, Sequence
 
-from ._validate import check_lr, check_number, check_numbers, check_steps, shown
+from .._checks import check_lr, check_number, check_numbers, check_steps, shown
 
 Schedule = Callable[[int], float]
 

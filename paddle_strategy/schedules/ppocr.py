@@ -37,8 +37,9 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from ._validate import (check_bool, check_choice, check_divisor, check_last_epoch, check_lr, check_number,
-                        check_numbers, check_steps, shown)
+from .._checks import (check_bool, check_choice, check_divisor, check_lr, check_number, check_numbers,
+                       check_steps, shown)
+from ._validate import check_last_epoch
 from .parts import Schedule, anneal_cos, constant, with_restarts, with_warmup
 from .tf import polynomial_curve
 from .torch import ANNEALERS, one_cycle_curve

@@ -12,7 +12,8 @@ from . import keras_bert as kb
 from . import ppocr
 from . import tf
 from . import torch as th
-from ._validate import check_bool, check_lr, check_steps, did_you_mean, shown
+from .._checks import (check_bool, check_lr, check_steps, did_you_mean, missing_keys_error, shown,
+                       unknown_key_error)
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr, paddle_class_keys
 from .parts import Schedule, with_floor, with_warmup
 
@@ -134,6 +135,14 @@ def _lookup(name):
     return _ENTRIES[name]
 
 
+def _allowed_keys(entry) -> list:
+    """The schedule's own keys and the generic ones it does not have (no generic warmup if it has its own)."""
+    generic_keys = set(GENERIC_KEYS) - set(entry.keys)
+    if entry.own_warmup:
+        generic_keys -= {"warmup_steps", "warmup_start_lr", "warmup_shift"}
+    return sorted(set(entry.keys) | generic_keys)
+
+
 def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch: int | None = None,
                   **kwargs) -> Schedule:
     """The registered schedule `name` built from `kwargs`, as a pure `schedule(step) -> lr`.
@@ -151,25 +160,20 @@ def make_schedule(name: str, *, total_steps: int | None = None, steps_per_epoch:
         total_steps = check_steps(f"{where}: total_steps", total_steps, low=1)
     if steps_per_epoch is not None:
         steps_per_epoch = check_steps(f"{where}: steps_per_epoch", steps_per_epoch, low=1)
-    generic_keys = set(GENERIC_KEYS) - set(entry.keys)
-    if entry.own_warmup:
-        generic_keys -= {"warmup_steps", "warmup_start_lr", "warmup_shift"}
-    allowed = sorted(set(entry.keys) | generic_keys)
+    allowed = _allowed_keys(entry)
     for key, value in kwargs.items():
         if entry.own_warmup and key in GENERIC_KEYS and key.startswith("warmup") and key not in entry.keys:
             raise ValueError(f"{where}: has its own warmup ({', '.join(entry.own_warmup)}); use that instead "
                              f"of {key}={shown(value)}.")
         if key not in allowed:
-            raise ValueError(f"{where}: unknown key {shown(key)} (value {shown(value)}). Allowed keys: "
-                             f"{', '.join(allowed)}.{did_you_mean(key, allowed)}")
+            raise unknown_key_error(where, key, allowed, value=value)
     own = {k: v for k, v in kwargs.items() if k in entry.keys}
     generic = {k: v for k, v in kwargs.items() if k not in entry.keys}
     _fill_context(where, entry, own, total_steps, steps_per_epoch)
     missing = [k for k, required in entry.keys.items() if required and k not in own]
     if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(map(repr, missing))}. Allowed keys: "
-                         f"{', '.join(allowed)}. Run-length keys can come from make_schedule's total_steps= / "
-                         f"steps_per_epoch=.")
+        raise missing_keys_error(where, missing, allowed, hint="Run-length keys can come from make_schedule's "
+                                 "total_steps= / steps_per_epoch=.")
     schedule = entry.factory(**own)
     return _wrap(where, entry, schedule, generic)
 
@@ -185,8 +189,9 @@ def make_run_schedule(name: str, config: dict, *, total_steps: int, steps_per_ep
             continue
         given = config.pop(key)
         if key not in _lookup(name).keys:
-            raise ValueError(f"schedule {name!r}: unknown key {key!r} (value {shown(given)}); the run's length "
-                             f"is set by the training run ({key}={run[key]}), not by the schedule.")
+            raise unknown_key_error(f"schedule {name!r}", key, _allowed_keys(_lookup(name)), value=given,
+                                    why=f"; the run's length is set by the training run ({key}={run[key]}), "
+                                        f"not by the schedule")
         if run[key] is None:
             run[key] = given
         elif isinstance(given, bool) or given != run[key]:

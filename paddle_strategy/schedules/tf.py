@@ -10,7 +10,7 @@ from bisect import bisect_left
 
 import numpy as np
 
-from ._validate import check_bool, check_lr, check_number, check_numbers, check_steps, shown
+from .._checks import check_bool, check_lr, check_number, check_numbers, check_steps, shown
 from .parts import Schedule, anneal_cos, anneal_poly, with_restarts
 
 __all__ = ["make_piecewise_constant", "make_exponential_decay", "make_natural_exp_decay",

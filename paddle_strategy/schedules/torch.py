@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
-from ._validate import (check_bool, check_choice, check_divisor, check_lr, check_number, check_numbers,
-                        check_steps, shown)
+from .._checks import (check_bool, check_choice, check_divisor, check_lr, check_number, check_numbers,
+                       check_steps, shown)
 from .parts import LRMomentum, Schedule, anneal_cos, anneal_linear, by_epoch, phases, with_restarts
 
 __all__ = ["make_step_lr", "make_multi_step_lr", "make_epoch_table", "make_cosine_annealing_lr",
