@@ -1,16 +1,14 @@
 """paddle_strategy: PaddleHub 1.x fine-tuning strategies on Paddle 3 dynamic graphs."""
 from .blocks import Blocks, TraceCall, describe_blocks, infer_blocks, param_depths
 from .lr import StrategyLR
-from .strategy import (AdamWeightDecayStrategy, CombinedStrategy, DefaultFinetuneStrategy,
-                       L2SPFinetuneStrategy, ULMFiTStrategy)
+from .strategies import (AdamWarmupStrategy, AdamWeightDecayStrategy, CombinedStrategy, DefaultFinetuneStrategy,
+                         FineTuneStrategy, FitFlatCosStrategy, FitOneCycleStrategy, FitSGDRStrategy,
+                         L2SPFinetuneStrategy, ULMFiTStrategy, build_optimizer, build_strategy, freeze, freeze_to,
+                         unfreeze)
 from .trainer import CheckpointError, GlobalBatchSampler, RunConfig, Trainer
 from .checkpoints import load_weights
 from .compat import patch_paddlehub
-from .build import build_optimizer, build_strategy
 from .lr_find import LRFindResult, lr_find
-from .fastai import (FineTuneStrategy, FitFlatCosStrategy, FitOneCycleStrategy, FitSGDRStrategy, freeze, freeze_to,
-                     unfreeze)
-from .keras_bert import AdamWarmupStrategy
 
 __version__ = "0.2.0"
 

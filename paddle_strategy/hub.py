@@ -19,7 +19,7 @@ Nothing else of PaddleHub (modules, datasets, readers, tasks) is imitated. To ma
 import sys as _sys
 import types as _types
 
-from .strategy import (AdamWeightDecayStrategy, CombinedStrategy, DefaultFinetuneStrategy, L2SPFinetuneStrategy,
+from .strategies import (AdamWeightDecayStrategy, CombinedStrategy, DefaultFinetuneStrategy, L2SPFinetuneStrategy,
                        ULMFiTStrategy)
 from .trainer import RunConfig, Trainer
 

@@ -24,7 +24,7 @@ import os
 import paddle
 
 from ._checks import check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, shown
-from .build import strategy_from_config
+from .strategies import strategy_from_config
 from .trainer import GlobalBatchSampler, RunConfig, Trainer
 
 __all__ = ["SECTIONS", "check_config", "build_model", "build_dataset", "build_trainer", "steps_per_epoch"]

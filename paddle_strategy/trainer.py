@@ -115,7 +115,7 @@ class RunConfig:
                              f"(None: a new ckpt_<time> directory).")
         self.checkpoint_dir = os.fspath(checkpoint_dir)
         if strategy is None:
-            from .strategy import CombinedStrategy
+            from .strategies import CombinedStrategy
             strategy = CombinedStrategy(optimizer_name="adam", learning_rate=1e-4)
         if not callable(getattr(strategy, "build", None)):
             raise TypeError(f"RunConfig.strategy must be a paddle_strategy strategy (e.g. ps.ULMFiTStrategy()), "
