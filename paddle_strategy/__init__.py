@@ -4,6 +4,8 @@ from .lr import StrategyLR
 from .strategy import (AdamWeightDecayStrategy, CombinedStrategy, DefaultFinetuneStrategy,
                        L2SPFinetuneStrategy, ULMFiTStrategy)
 from .trainer import CheckpointError, GlobalBatchSampler, RunConfig, Trainer
+from .loading import DataError, sample_seed
+from .stopping import TrainingInterrupted, TrainingTerminated
 from .compat import patch_paddlehub
 from .build import build_optimizer, build_strategy
 from .lr_find import LRFindResult, lr_find
@@ -17,4 +19,5 @@ __all__ = ["AdamWeightDecayStrategy", "CombinedStrategy", "DefaultFinetuneStrate
            "ULMFiTStrategy", "StrategyLR", "Blocks", "param_depths", "infer_blocks", "describe_blocks", "TraceCall",
            "RunConfig", "Trainer", "CheckpointError", "GlobalBatchSampler", "patch_paddlehub", "build_optimizer",
            "build_strategy", "lr_find", "LRFindResult", "FitOneCycleStrategy", "FitFlatCosStrategy", "FitSGDRStrategy",
-           "FineTuneStrategy", "freeze", "freeze_to", "unfreeze", "AdamWarmupStrategy"]
+           "FineTuneStrategy", "freeze", "freeze_to", "unfreeze", "AdamWarmupStrategy", "DataError", "sample_seed",
+           "TrainingInterrupted", "TrainingTerminated"]

@@ -18,6 +18,7 @@ import os
 import pickle
 import random
 import shutil
+import signal
 import sys
 import time
 
@@ -26,7 +27,9 @@ import paddle
 
 from ._checks import check_number
 from .blocks import TraceCall
+from .loading import Batches
 from .metrics import make_metrics
+from .stopping import StopSignals, stopped
 
 __all__ = ["RunConfig", "Trainer", "CheckpointError"]
 
@@ -362,11 +365,9 @@ class Trainer:
             raise ValueError(f"Trainer: {len(self.train_dataset)} training samples make no full batch of "
                              f"batch_size={cfg.batch_size} x {self.nranks} processes.")
         self.max_train_steps = self.steps_per_epoch * cfg.num_epoch
-        self.loader = paddle.io.DataLoader(self.train_dataset, batch_sampler=self.sampler,
-                                           collate_fn=self.collate_fn, num_workers=cfg.num_workers,
-                                           return_list=True)
         self.sampler.set_epoch(0)
-        sample = next(iter(self.loader))
+        with self._batches(self.sampler, num_workers=0) as peek:  # no workers started for one batch
+            sample = next(peek)
         if self.hub_protocol:
             sample_input = TraceCall(lambda batch: self.model.training_step(batch, 0)["loss"], sample)
         else:
@@ -379,7 +380,16 @@ class Trainer:
         self._trainable = [(n, p) for n, p in self.model.named_parameters()
                            if not p.stop_gradient or hasattr(p, "_ps_base_lr")]
         self._fingerprint = self._make_fingerprint()
+        self._step_in_flight = None  # the step being taken (None between steps): if an exception leaves it set,
+        # the model/optimizer/schedule may be half-way through an update
         self._setup_done = True
+
+    def _batches(self, sampler, *, num_workers=None, dataset=None, name="train_dataset", stream="train"):
+        """The batches of `sampler`'s index lists (see loading.Batches), augmentation seeded by config.seed."""
+        cfg = self.config
+        return Batches(self.train_dataset if dataset is None else dataset, list(sampler), collate_fn=self.collate_fn,
+                       num_workers=cfg.num_workers if num_workers is None else num_workers, seed=cfg.seed,
+                       stream=stream, epoch=getattr(sampler, "epoch", 0), name=name)
 
     def _make_fingerprint(self):
         cfg = self.config
@@ -501,6 +511,8 @@ class Trainer:
             raise ValueError("Trainer.finetune_and_eval: no eval_dataset was given.")
         if self.is_main:
             os.makedirs(cfg.checkpoint_dir, exist_ok=True)
+        if self._step_in_flight is not None:
+            self._rewind()
         self._resume()
         if self.global_step == 0:  # a resumed run has its RNG streams from the checkpoint instead
             paddle.seed(cfg.seed + self.rank)
@@ -516,43 +528,51 @@ class Trainer:
         for m in self.train_metrics:
             m.reset()
         saved_at = None
+        stop = StopSignals()  # SIGINT / SIGTERM: finish the step, write a checkpoint, then raise
         try:
-            while self.epoch < cfg.num_epoch:
-                self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
-                for batch in self.loader:
-                    epoch = self.epoch
-                    value, lr, hub_metrics = self._train_step(batch, self.batch_in_epoch, self.train_metrics)
-                    self.global_step += 1
-                    self.batch_in_epoch += 1
-                    bar.update(1)
-                    n = _batch_size(batch)
-                    window["loss"] += value
-                    window["n"] += 1
-                    window["samples"] += n
-                    for k, v in hub_metrics.items():
-                        window["hub"][k] = window["hub"].get(k, 0.0) + v * n
-                    if self.global_step % cfg.log_interval == 0 or self.global_step == T:
-                        self._log_train(window, lr, epoch)
-                    end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
-                    if end_of_epoch:
-                        self.epoch += 1
-                        self.batch_in_epoch = 0
-                    periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
-                                and self.global_step % cfg.eval_interval == 0)
-                    if do_eval and (periodic or end_of_epoch):
-                        paused = time.time()
-                        self._evaluate_and_keep_best()
-                        self.model.train()
-                        window["t"] += time.time() - paused  # steps/s counts training time only
-                    if cfg.save_ckpt_interval and self.global_step % cfg.save_ckpt_interval == 0:
-                        paused = time.time()
-                        self._save_checkpoint()
-                        saved_at = self.global_step
-                        window["t"] += time.time() - paused
-                    if end_of_epoch:
-                        break
-            if saved_at != self.global_step:
-                self._save_checkpoint()
+            with stop:
+                while self.epoch < cfg.num_epoch and not self._stop_signal(stop):
+                    self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+                    with self._batches(self.sampler) as batches:  # its workers end with the epoch
+                        for batch in batches:
+                            epoch = self.epoch
+                            self._step_in_flight = self.global_step + 1
+                            value, lr, hub_metrics = self._train_step(batch, self.batch_in_epoch, self.train_metrics)
+                            self.global_step += 1
+                            self.batch_in_epoch += 1
+                            end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
+                            if end_of_epoch:
+                                self.epoch += 1
+                                self.batch_in_epoch = 0
+                            self._step_in_flight = None
+                            bar.update(1)
+                            n = _batch_size(batch)
+                            window["loss"] += value
+                            window["n"] += 1
+                            window["samples"] += n
+                            for k, v in hub_metrics.items():
+                                window["hub"][k] = window["hub"].get(k, 0.0) + v * n
+                            if self.global_step % cfg.log_interval == 0 or self.global_step == T:
+                                self._log_train(window, lr, epoch)
+                            periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
+                                        and self.global_step % cfg.eval_interval == 0)
+                            if do_eval and (periodic or end_of_epoch):
+                                paused = time.time()
+                                self._evaluate_and_keep_best()
+                                self.model.train()
+                                window["t"] += time.time() - paused  # steps/s counts training time only
+                            if cfg.save_ckpt_interval and self.global_step % cfg.save_ckpt_interval == 0:
+                                paused = time.time()
+                                self._save_checkpoint()
+                                saved_at = self.global_step
+                                window["t"] += time.time() - paused
+                            if end_of_epoch or self._stop_signal(stop):
+                                break
+                if saved_at != self.global_step:
+                    self._save_checkpoint()
+                signum = self._stop_signal(stop)
+                if signum:
+                    raise self._stopped(signum)
         finally:
             bar.close()
             self._close_scalars()
@@ -560,6 +580,42 @@ class Trainer:
                   + (f"; best {self.best['metric']} {self.best['value']:.4f} at step {self.best['step']} "
                      f"(in {os.path.join(cfg.checkpoint_dir, 'best_model')})" if self.best else ""))
         return self._summary()
+
+    def _stop_signal(self, stop):
+        """The signal that asked training to stop (0: none), the same on every process: one that got SIGTERM
+        or SIGINT stops them all at the same step, so that they write one checkpoint together."""
+        signum = stop.signum or 0
+        if self.nranks > 1:
+            flag = paddle.to_tensor([int(signum)], dtype="int32")
+            paddle.distributed.all_reduce(flag, op=paddle.distributed.ReduceOp.MAX)
+            signum = int(flag.numpy()[0])
+        return signum
+
+    def _stopped(self, signum):
+        name = signal.Signals(signum).name
+        ckpt = self._latest_checkpoint_name()
+        how = ("call finetune() again to continue, or run the script again to resume from it"
+               if signum == signal.SIGINT else "run the script again with the same checkpoint_dir to resume")
+        message = (f"{name}: training stopped after step {self.global_step}/{self.max_train_steps}; checkpoint "
+                   f"{ckpt} written; {how}.")
+        self._say("[stop] " + message)
+        return stopped(signum, message, self.global_step, ckpt)
+
+    def _rewind(self):
+        """The last finetune() was left by an exception in the middle of a step (a gradient accumulated, the
+        optimizer or the schedule maybe updated): go back to the newest checkpoint on disk, so that no batch
+        is applied twice and the schedule is not off by one; refuse if there is none."""
+        stuck = f"the last finetune() was stopped inside step {self._step_in_flight}"
+        self.global_step = 0
+        for p in self.model.parameters():  # a half-done step's gradients (clear_grad skips frozen parameters)
+            p.clear_gradient(False)
+        self._resume()
+        if self.global_step == 0:
+            raise RuntimeError(f"Trainer: {stuck}, and {self.config.checkpoint_dir} holds no intact checkpoint "
+                               "to go back to: the model and optimizer are half-way through an update. Build "
+                               "the model and Trainer again to start over.")
+        self._step_in_flight = None
+        self._say(f"[resume] {stuck}; went back to the checkpoint of step {self.global_step}.")
 
     def _log_train(self, window, lr, epoch):
         elapsed = time.time() - window["t"]
@@ -585,8 +641,9 @@ class Trainer:
         dataset = self.eval_dataset if dataset is None else dataset
         if dataset is None:
             raise ValueError("Trainer.eval: no dataset given and no eval_dataset.")
-        loader = paddle.io.DataLoader(dataset, batch_sampler=_SequentialBatches(len(dataset), self.eval_batch_size),
-                                      collate_fn=self.collate_fn, num_workers=0, return_list=True)
+        name = "eval_dataset" if dataset is self.eval_dataset else "dataset"
+        loader = self._batches(_SequentialBatches(len(dataset), self.eval_batch_size), num_workers=0,
+                               dataset=dataset, name=name, stream="eval")
         was_training = self.model.training
         self.model.eval()
         for m in self.metrics:
@@ -655,8 +712,7 @@ class Trainer:
         of positional arguments model.forward takes.
         """
         bs = batch_size or self.eval_batch_size
-        loader = paddle.io.DataLoader(dataset, batch_sampler=_SequentialBatches(len(dataset), bs),
-                                      collate_fn=self.collate_fn, num_workers=0, return_list=True)
+        loader = self._batches(_SequentialBatches(len(dataset), bs), num_workers=0, dataset=dataset, stream="eval")
         was_training = self.model.training
         self.model.eval()
         outputs = []
