@@ -87,12 +87,9 @@ def _to_tensors(obj):
     return obj
 
 
-class _Failure:
-    """What a worker returns instead of a batch when the dataset or collate_fn raised (Paddle would re-raise
-    it in its reader thread, from where the caller gets a generic error or waits)."""
-
-    def __init__(self, message):
-        self.message = message
+# What a worker returns instead of a batch when the dataset or collate_fn raised: {_FAILURE: message, ...}
+# (Paddle would re-raise the exception in its reader thread, from where the caller gets a generic error).
+_FAILURE = "__paddle_strategy_data_error__"
 
 
 class _Fetcher:
@@ -143,8 +140,9 @@ class _Fetcher:
     def __getitem__(self, j):  # in a DataLoader worker: its own streams need no restoring
         try:
             return self.fetch(j)
-        except DataError:
-            return _Failure("".join(traceback.format_exc()))
+        except DataError as exc:
+            # with one array in it: Paddle's transport of a batch assumes at least one tensor
+            return {_FAILURE: str(exc), "traceback": traceback.format_exc(), "tensor": np.zeros(1, "float32")}
 
 
 def _identity(batch):
@@ -201,8 +199,9 @@ class Batches:
                 batch = _to_tensors(self._fetcher.fetch_keeping_streams(self._next))
             else:
                 batch = next(self._iter)
-                if isinstance(batch, _Failure):
-                    raise DataError("in a DataLoader worker:\n" + batch.message)
+                if isinstance(batch, dict) and _FAILURE in batch:
+                    raise DataError(f"{batch[_FAILURE]} (in a DataLoader worker, whose traceback "
+                                    f"was:)\n{batch['traceback']}")
         except BaseException:
             self.close()
             raise

@@ -84,10 +84,11 @@ class StopSignals:
             self.signum = signum
             return
         self.restore()
-        name = signal.Signals(signum).name
-        raise stopped(signum, f"{name} received while stopping after {signal.Signals(self.signum).name}: stopped "
-                              "at once (maybe inside a step or a checkpoint write; the last complete checkpoint "
-                              "is intact).")
+        message = (f"{signal.Signals(signum).name} received while stopping after {signal.Signals(self.signum).name}:"
+                   " stopped at once (maybe inside a step or a checkpoint write; the last complete checkpoint is "
+                   "intact).")
+        print("[stop] " + message, file=sys.stderr, flush=True)  # a SystemExit would end the process silently
+        raise stopped(signum, message)
 
     def restore(self):
         """Put the previous handlers back (Python's and, on Linux, the C-level one)."""
