@@ -96,11 +96,11 @@ class _Fetcher:
     """Fetch and collate batch j of a pass, with the per-sample seeding; the same code runs in the main
     thread (num_workers=0) and, as a map-style dataset of batches, in DataLoader workers."""
 
-    def __init__(self, dataset, index_batches, collate_fn, seed, stream, epoch, name):
+    def __init__(self, dataset, index_batches, collate_fn, seed, stream, epoch, first, name):
         self.dataset, self.batches = dataset, index_batches
         self.collate_fn = collate_fn or default_collate_fn
         self.key = (int(seed), _STREAMS[stream], int(epoch))
-        self.name, self.epoch = name, epoch
+        self.name, self.epoch, self.first = name, epoch, first
 
     def __len__(self):
         return len(self.batches)
@@ -108,7 +108,8 @@ class _Fetcher:
     def fetch(self, j):
         """Batch j; raises DataError (original chained) if __getitem__ or collate_fn raised."""
         indices = self.batches[j]
-        where = f"(epoch {self.epoch}, batch {j})" if self.key[1] == _STREAMS["train"] else f"(batch {j})"
+        b = self.first + j
+        where = f"(epoch {self.epoch}, batch {b})" if self.key[1] == _STREAMS["train"] else f"(batch {b})"
         samples = []
         for i in indices:
             _seed_all(_mix(*self.key, 0, int(i)) & 0xFFFFFFFF)
@@ -167,12 +168,14 @@ class Batches:
     """Iterate the collated batches of `dataset` for `index_batches` (lists of sample indices), as paddle
     Tensors. Use as a context manager (or call close()) so that workers stop when the pass is abandoned.
 
-    name: how errors name the dataset ("train_dataset", ...). seed / stream / epoch: the augmentation seeds.
+    name: how errors name the dataset ("train_dataset", ...); first: the number of the first batch in its epoch
+    (for messages, after a mid-epoch resume). seed / stream / epoch: the augmentation seeds.
     """
 
     def __init__(self, dataset, index_batches, *, collate_fn=None, num_workers=0, seed=0, stream="train",
-                 epoch=0, name="dataset"):
-        self._fetcher = _Fetcher(dataset, [list(b) for b in index_batches], collate_fn, seed, stream, epoch, name)
+                 epoch=0, first=0, name="dataset"):
+        self._fetcher = _Fetcher(dataset, [list(b) for b in index_batches], collate_fn, seed, stream, epoch, first,
+                                 name)
         self._next, self._iter = 0, None
         if num_workers > 0 and len(self._fetcher):
             loader = paddle.io.DataLoader(self._fetcher, batch_size=None, collate_fn=_identity,

@@ -389,7 +389,8 @@ class Trainer:
         cfg = self.config
         return Batches(self.train_dataset if dataset is None else dataset, list(sampler), collate_fn=self.collate_fn,
                        num_workers=cfg.num_workers if num_workers is None else num_workers, seed=cfg.seed,
-                       stream=stream, epoch=getattr(sampler, "epoch", 0), name=name)
+                       stream=stream, epoch=getattr(sampler, "epoch", 0), first=getattr(sampler, "skip", 0),
+                       name=name)
 
     def _make_fingerprint(self):
         cfg = self.config

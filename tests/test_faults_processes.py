@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -54,18 +55,23 @@ class Runs:
         self.pids, self.outs = set(), set()
 
     def run(self, out, *args, timeout=120):
+        """Run fault_worker.py; output goes through files, not pipes, which orphaned workers would hold open."""
         env = dict(os.environ, PS_FAULT_TAG=self.tag)
         self.outs.add(str(out))
-        p = subprocess.Popen([sys.executable, os.path.join(HERE, "fault_worker.py"), str(out), *map(str, args)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.pids.add(p.pid)
-        try:
-            stdout, stderr = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            stdout, stderr = p.communicate()
-            stderr += f"\n[test] killed after {timeout} s"
-        return subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
+        with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
+            p = subprocess.Popen([sys.executable, os.path.join(HERE, "fault_worker.py"), str(out), *map(str, args)],
+                                 stdout=so, stderr=se, text=True, env=env)
+            self.pids.add(p.pid)
+            try:
+                p.wait(timeout=timeout)
+                late = ""
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                late = f"\n[test] killed after {timeout} s"
+            so.seek(0)
+            se.seek(0)
+            return subprocess.CompletedProcess(p.args, p.returncode, so.read(), se.read() + late)
 
     def alive(self, wait=5.0):
         """The tagged processes still alive after waiting up to `wait` seconds for them to go."""
