@@ -246,8 +246,8 @@ def test_finetune_again_after_an_exception_inside_a_step_goes_back_to_the_checkp
     with pytest.raises(KeyboardInterrupt):
         trainer.finetune()
     trainer.finetune()
+    assert_same(final(net), plain)  # before: the gradient of step 13 was applied twice
     assert "stopped inside step 13; went back to the checkpoint of step 10" in capsys.readouterr().out
-    assert_same(final(net), plain)
 
 
 def test_finetune_again_after_an_exception_inside_a_step_without_checkpoint_refuses(tmp_path):
