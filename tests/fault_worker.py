@@ -5,7 +5,8 @@
 
 Same model, data and strategy as trainer_worker.py (60 samples, batch 8, 3 epochs = 24 steps, a checkpoint
 every 5). --augment adds NumPy and Paddle noise to every sample in __getitem__. --signal-at sends the signal
-to this process right after that optimizer update (--signal-twice: two of them). --children-log writes the
+to this process right after that optimizer update (--signal-twice: two of them; under paddle.distributed.launch
+only rank --signal-rank sends it). --children-log writes the
 number of child processes seen at each step, and after the run, to OUT/children.json. --data-errors runs
 the data-error scenarios one after the other and prints one JSON line per scenario. Final parameters go to
 OUT/final.npz.
@@ -136,6 +137,7 @@ def main(argv=None):
     p.add_argument("--signal-at", type=int, default=0)
     p.add_argument("--signal", default="TERM", choices=["TERM", "INT", "KILL"])
     p.add_argument("--signal-twice", action="store_true")
+    p.add_argument("--signal-rank", type=int, default=0, help="under paddle.distributed.launch: the one that signals")
     p.add_argument("--children-log", action="store_true")
     p.add_argument("--data-errors", action="store_true")
     a = p.parse_args(argv)
@@ -160,7 +162,7 @@ def main(argv=None):
 
         def step_then_signal():
             step()
-            if trainer.lr_scheduler.last_epoch + 1 == a.signal_at:
+            if trainer.lr_scheduler.last_epoch + 1 == a.signal_at and paddle.distributed.get_rank() == a.signal_rank:
                 os.kill(os.getpid(), sig)
                 if a.signal_twice:
                     os.kill(os.getpid(), sig)
@@ -170,7 +172,8 @@ def main(argv=None):
     if a.children_log:
         with open(os.path.join(a.out, "children.json"), "w") as f:
             json.dump({"after_constructor": after_constructor, "steps": counts, "after": len(children())}, f)
-    np.savez(os.path.join(a.out, "final.npz"), **{k: v.numpy() for k, v in net.state_dict().items()})
+    if paddle.distributed.get_rank() == 0:
+        np.savez(os.path.join(a.out, "final.npz"), **{k: v.numpy() for k, v in net.state_dict().items()})
 
 
 if __name__ == "__main__":

@@ -156,6 +156,32 @@ def test_sigkill_leaves_no_worker_alive(tmp_path, runs):
     assert runs.alive() == []  # PR_SET_PDEATHSIG: the kernel kills the workers with their parent
 
 
+def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path, runs):
+    """paddle.distributed.launch, 2 CPU processes: only rank 1 gets SIGTERM, after update 4 of 9; both stop
+    after step 4 and write one checkpoint together (holding both processes' RNG streams); it resumes."""
+    env = dict(os.environ, PS_FAULT_TAG=runs.tag,
+               PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
+    out = tmp_path / "out"
+    runs.outs.add(str(out))
+
+    def launch(*args):
+        log = tmp_path / f"log{len(args)}"
+        r = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--devices",
+                            "", "--log_dir", str(log), os.path.join(HERE, "fault_worker.py"), str(out), *args],
+                           capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+        return r, "".join(open(log / f).read() for f in sorted(os.listdir(log)))
+
+    r, logs = launch("--signal-at", "4", "--signal", "TERM", "--signal-rank", "1")
+    assert r.returncode != 0 and "Exit code 143" in r.stdout + r.stderr, (r.stdout + r.stderr + logs)[-3000:]
+    assert "[stop] SIGTERM: training stopped after step 4/9" in logs
+    assert steps(out) == ["step_00000004"]
+    assert {"rng_0.pkl", "rng_1.pkl"} <= set(os.listdir(out / "step_00000004"))
+    assert runs.alive() == []
+    r, logs = launch()
+    assert r.returncode == 0, (r.stdout + r.stderr + logs)[-3000:]
+    assert "step 4/9, epoch 1, batch 1" in logs
+
+
 # ------------------------------------------------------------------------------------------------ 13 workers
 def test_worker_count_stays_constant_and_is_zero_after_the_run(tmp_path, runs, augmented):
     r = runs.run(tmp_path, "--augment", "--workers", 2, "--children-log")
