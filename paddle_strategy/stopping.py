@@ -63,15 +63,16 @@ def _get_action(libc, signum):
 
 
 class StopSignals:
-    """Context manager: while inside, SIGINT/SIGTERM set `signum` (the first one received) instead of
-    acting; a second one raises at once. Outside the main thread it installs nothing (Python delivers
-    signals to the main thread only) and `signum` stays None."""
+    """Between install() and restore() (or inside `with`), SIGINT/SIGTERM set `signum` (the first one
+    received) instead of acting; a second one raises at once. Outside the main thread it installs nothing
+    (Python delivers signals to the main thread only) and `signum` stays None."""
 
     def __init__(self):
         self.signum = None
         self._saved = {}
 
-    def __enter__(self):
+    def install(self):
+        """Catch SIGINT / SIGTERM from now on (until restore()); returns self."""
         if threading.current_thread() is threading.main_thread():
             libc = _libc()
             for sig in _SIGNALS:
@@ -99,6 +100,9 @@ class StopSignals:
             signal.signal(sig, signal.SIG_DFL if previous is None else previous)
             if raw is not None:
                 libc.sigaction(int(sig), raw, None)
+
+    def __enter__(self):
+        return self.install()
 
     def __exit__(self, *exc):
         self.restore()

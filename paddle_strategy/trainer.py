@@ -528,53 +528,56 @@ class Trainer:
         window = {"loss": 0.0, "n": 0, "samples": 0, "hub": {}, "t": time.time()}
         for m in self.train_metrics:
             m.reset()
-        saved_at = None
-        stop = StopSignals()  # SIGINT / SIGTERM: finish the step, write a checkpoint, then raise
+        saved_at, batches = None, None
+        stop = StopSignals().install()  # SIGINT / SIGTERM: finish the step, write a checkpoint, then raise
         try:
-            with stop:
-                while self.epoch < cfg.num_epoch and not self._stop_signal(stop):
-                    self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
-                    with self._batches(self.sampler) as batches:  # its workers end with the epoch
-                        for batch in batches:
-                            epoch = self.epoch
-                            self._step_in_flight = self.global_step + 1
-                            value, lr, hub_metrics = self._train_step(batch, self.batch_in_epoch, self.train_metrics)
-                            self.global_step += 1
-                            self.batch_in_epoch += 1
-                            end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
-                            if end_of_epoch:
-                                self.epoch += 1
-                                self.batch_in_epoch = 0
-                            self._step_in_flight = None
-                            bar.update(1)
-                            n = _batch_size(batch)
-                            window["loss"] += value
-                            window["n"] += 1
-                            window["samples"] += n
-                            for k, v in hub_metrics.items():
-                                window["hub"][k] = window["hub"].get(k, 0.0) + v * n
-                            if self.global_step % cfg.log_interval == 0 or self.global_step == T:
-                                self._log_train(window, lr, epoch)
-                            periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
-                                        and self.global_step % cfg.eval_interval == 0)
-                            if do_eval and (periodic or end_of_epoch):
-                                paused = time.time()
-                                self._evaluate_and_keep_best()
-                                self.model.train()
-                                window["t"] += time.time() - paused  # steps/s counts training time only
-                            if cfg.save_ckpt_interval and self.global_step % cfg.save_ckpt_interval == 0:
-                                paused = time.time()
-                                self._save_checkpoint()
-                                saved_at = self.global_step
-                                window["t"] += time.time() - paused
-                            if end_of_epoch or self._stop_signal(stop):
-                                break
-                if saved_at != self.global_step:
-                    self._save_checkpoint()
-                signum = self._stop_signal(stop)
-                if signum:
-                    raise self._stopped(signum)
+            while self.epoch < cfg.num_epoch and not self._stop_signal(stop):
+                self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+                batches = self._batches(self.sampler)
+                for batch in batches:
+                    epoch = self.epoch
+                    self._step_in_flight = self.global_step + 1
+                    value, lr, hub_metrics = self._train_step(batch, self.batch_in_epoch, self.train_metrics)
+                    self.global_step += 1
+                    self.batch_in_epoch += 1
+                    bar.update(1)
+                    n = _batch_size(batch)
+                    window["loss"] += value
+                    window["n"] += 1
+                    window["samples"] += n
+                    for k, v in hub_metrics.items():
+                        window["hub"][k] = window["hub"].get(k, 0.0) + v * n
+                    if self.global_step % cfg.log_interval == 0 or self.global_step == T:
+                        self._log_train(window, lr, epoch)
+                    end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
+                    if end_of_epoch:
+                        self.epoch += 1
+                        self.batch_in_epoch = 0
+                    self._step_in_flight = None
+                    periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
+                                and self.global_step % cfg.eval_interval == 0)
+                    if do_eval and (periodic or end_of_epoch):
+                        paused = time.time()
+                        self._evaluate_and_keep_best()
+                        self.model.train()
+                        window["t"] += time.time() - paused  # steps/s counts training time only
+                    if cfg.save_ckpt_interval and self.global_step % cfg.save_ckpt_interval == 0:
+                        paused = time.time()
+                        self._save_checkpoint()
+                        saved_at = self.global_step
+                        window["t"] += time.time() - paused
+                    if end_of_epoch or self._stop_signal(stop):
+                        break
+                batches.close()  # this epoch's workers end with it
+            if saved_at != self.global_step:
+                self._save_checkpoint()
+            signum = self._stop_signal(stop)
+            if signum:
+                raise self._stopped(signum)
         finally:
+            stop.restore()
+            if batches is not None:
+                batches.close()
             bar.close()
             self._close_scalars()
         self._say(f"[done] {T} steps; checkpoint {self._latest_checkpoint_name()}"

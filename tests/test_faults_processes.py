@@ -5,6 +5,7 @@ unique PS_FAULT_TAG in its environment (DataLoader workers are forked, so they i
 orphans whose parent is gone. Leftovers are SIGKILLed and the /dev/shm/paddle_<pid>_* files of the run's
 processes (the worker pids come from OUT/pids.txt, written by fault_worker.py) removed.
 """
+import ctypes
 import glob
 import json
 import os
@@ -256,13 +257,25 @@ def final(net):
     return {k: v.numpy() for k, v in net.state_dict().items()}
 
 
+def sigterm_action():
+    """The C-level SIGTERM handler's address (Paddle installs its own at import): struct sigaction's first
+    field (the rest of the struct holds bytes glibc leaves undefined)."""
+    libc = ctypes.CDLL(None)
+    buf = ctypes.create_string_buffer(512)
+    assert libc.sigaction(int(signal.SIGTERM), None, buf) == 0
+    return buf.raw[:ctypes.sizeof(ctypes.c_void_p)]
+
+
 def test_finetune_again_after_sigint_continues_exactly(tmp_path, plain):
     net, trainer = interrupted_trainer(tmp_path, 13, "signal")
+    paddles_sigterm = sigterm_action()
     with pytest.raises(KeyboardInterrupt) as err:  # Ctrl-C in a notebook
         trainer.finetune()
     assert isinstance(err.value, ps.TrainingInterrupted) and err.value.step == 13
     assert steps(tmp_path)[-1] == "step_00000013"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    # handlers put back: Python's SIGINT handler and Paddle's C-level SIGTERM handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sigterm_action() == paddles_sigterm
     trainer.finetune()
     assert_same(final(net), plain)
 
