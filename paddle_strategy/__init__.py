@@ -7,6 +7,8 @@ from .strategies import (AdamWarmupStrategy, AdamWeightDecayStrategy, CombinedSt
                          unfreeze)
 from .trainer import CheckpointError, GlobalBatchSampler, RunConfig, Trainer
 from .checkpoints import load_weights
+from .loading import DataError, sample_seed
+from .stopping import TrainingInterrupted, TrainingTerminated
 from .compat import patch_paddlehub
 from .lr_find import LRFindResult, lr_find
 
@@ -16,4 +18,5 @@ __all__ = ["AdamWeightDecayStrategy", "CombinedStrategy", "DefaultFinetuneStrate
            "ULMFiTStrategy", "StrategyLR", "Blocks", "param_depths", "infer_blocks", "describe_blocks", "TraceCall",
            "RunConfig", "Trainer", "CheckpointError", "load_weights", "GlobalBatchSampler", "patch_paddlehub", "build_optimizer",
            "build_strategy", "lr_find", "LRFindResult", "FitOneCycleStrategy", "FitFlatCosStrategy", "FitSGDRStrategy",
-           "FineTuneStrategy", "freeze", "freeze_to", "unfreeze", "AdamWarmupStrategy"]
+           "FineTuneStrategy", "freeze", "freeze_to", "unfreeze", "AdamWarmupStrategy", "DataError", "sample_seed",
+           "TrainingInterrupted", "TrainingTerminated"]

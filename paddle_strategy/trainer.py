@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -25,7 +26,9 @@ from . import checkpoints as ckpt
 from ._checks import check_number
 from .blocks import TraceCall
 from .checkpoints import CheckpointError
+from .loading import Batches
 from .metrics import make_metrics
+from .stopping import StopSignals, stopped
 
 __all__ = ["RunConfig", "Trainer", "CheckpointError"]
 
@@ -323,11 +326,9 @@ class Trainer:
             raise ValueError(f"Trainer: {len(self.train_dataset)} training samples make no full batch of "
                              f"batch_size={cfg.batch_size} x {self.nranks} processes.")
         self.max_train_steps = self.steps_per_epoch * cfg.num_epoch
-        self.loader = paddle.io.DataLoader(self.train_dataset, batch_sampler=self.sampler,
-                                           collate_fn=self.collate_fn, num_workers=cfg.num_workers,
-                                           return_list=True)
         self.sampler.set_epoch(0)
-        sample = next(iter(self.loader))
+        with self._batches(self.sampler, num_workers=0) as peek:  # no workers started for one batch
+            sample = next(peek)
         if self.hub_protocol:
             sample_input = TraceCall(lambda batch: self.model.training_step(batch, 0)["loss"], sample)
         else:
@@ -340,6 +341,8 @@ class Trainer:
         # what the optimizer updates, gradual unfreezing's frozen blocks included
         self._trainable = list(self.lr_scheduler.parameters_by_name.items())
         self._fingerprint = self._make_fingerprint()
+        self._step_in_flight = None  # the step being taken (None between steps): if an exception leaves it set,
+        # the model/optimizer/schedule may be half-way through an update
         self._setup_done = True
 
     def _check_output(self, args, kwargs):
@@ -360,6 +363,14 @@ class Trainer:
                             f"take: return the logits (a Tensor) from forward and compute metrics outside it, or "
                             f"implement PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
                             f"{{'loss': ..., 'metrics': {{...}}}}.")
+
+    def _batches(self, sampler, *, num_workers=None, dataset=None, name="train_dataset", stream="train"):
+        """The batches of `sampler`'s index lists (see loading.Batches), augmentation seeded by config.seed."""
+        cfg = self.config
+        return Batches(self.train_dataset if dataset is None else dataset, list(sampler), collate_fn=self.collate_fn,
+                       num_workers=cfg.num_workers if num_workers is None else num_workers, seed=cfg.seed,
+                       stream=stream, epoch=getattr(sampler, "epoch", 0), first=getattr(sampler, "skip", 0),
+                       name=name)
 
     def _make_fingerprint(self):
         cfg = self.config
@@ -533,6 +544,8 @@ class Trainer:
 
     def _locked_run(self, do_eval):
         cfg = self.config
+        if self._step_in_flight is not None:
+            self._rewind()
         self._resume()
         if self.global_step == 0:  # a resumed run has its RNG streams from the checkpoint instead
             paddle.seed(cfg.seed + self.rank)
@@ -547,12 +560,15 @@ class Trainer:
         window = {"loss": 0.0, "n": 0, "samples": 0, "hub": {}, "t": time.time()}
         for m in self.train_metrics:
             m.reset()
-        saved_at = None
+        saved_at, batches = None, None
+        stop = StopSignals().install()  # SIGINT / SIGTERM: finish the step, write a checkpoint, then raise
         try:
-            while self.epoch < cfg.num_epoch:
+            while self.epoch < cfg.num_epoch and not self._stop_signal(stop):
                 self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
-                for batch in self.loader:
+                batches = self._batches(self.sampler)
+                for batch in batches:
                     epoch = self.epoch
+                    self._step_in_flight = self.global_step + 1
                     value, lr, hub_metrics = self._train_step(batch, self.batch_in_epoch, self.train_metrics)
                     self.global_step += 1
                     self.batch_in_epoch += 1
@@ -569,6 +585,7 @@ class Trainer:
                     if end_of_epoch:
                         self.epoch += 1
                         self.batch_in_epoch = 0
+                    self._step_in_flight = None
                     periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
                                 and self.global_step % cfg.eval_interval == 0)
                     if do_eval and (periodic or end_of_epoch):
@@ -581,17 +598,60 @@ class Trainer:
                         self._save_checkpoint()
                         saved_at = self.global_step
                         window["t"] += time.time() - paused
-                    if end_of_epoch:
+                    if end_of_epoch or self._stop_signal(stop):
                         break
+                batches.close()  # this epoch's workers end with it
             if saved_at != self.global_step:
                 self._save_checkpoint()
+            signum = self._stop_signal(stop)
+            if signum:
+                raise self._stopped(signum)
         finally:
+            stop.restore()
+            if batches is not None:
+                batches.close()
             bar.close()
             self._close_scalars()
         self._say(f"[done] {T} steps; checkpoint {self._latest_checkpoint_name()}"
                   + (f"; best {self.best['metric']} {self.best['value']:.4f} at step {self.best['step']} "
                      f"(in {os.path.join(cfg.checkpoint_dir, 'best_model')})" if self.best else ""))
         return self._summary()
+
+    def _stop_signal(self, stop):
+        """The signal that asked training to stop (0: none), the same on every process: one that got SIGTERM
+        or SIGINT stops them all at the same step, so that they write one checkpoint together."""
+        signum = stop.signum or 0
+        if self.nranks > 1:
+            flag = paddle.to_tensor([int(signum)], dtype="int32")
+            paddle.distributed.all_reduce(flag, op=paddle.distributed.ReduceOp.MAX)
+            signum = int(flag.numpy()[0])
+        return signum
+
+    def _stopped(self, signum):
+        name = signal.Signals(signum).name
+        last = self._latest_checkpoint_name()
+        how = ("call finetune() again to continue, or run the script again to resume from it"
+               if signum == signal.SIGINT else "run the script again with the same checkpoint_dir to resume")
+        message = (f"{name}: training stopped after step {self.global_step}/{self.max_train_steps}; checkpoint "
+                   f"{last} written; {how}.")
+        self._say("[stop] " + message)
+        return stopped(signum, message, self.global_step, last)
+
+    def _rewind(self):
+        """The last finetune() was left by an exception in the middle of a step (a gradient accumulated, the
+        optimizer or the schedule maybe updated): go back to the newest checkpoint on disk, so that no batch
+        is applied twice and the schedule is not off by one; refuse if there is none."""
+        stuck = f"the last finetune() was stopped inside step {self._step_in_flight}"
+        self.global_step = 0
+        for p in self.model.parameters():  # a half-done step's gradients (clear_grad skips frozen parameters)
+            p.clear_gradient(False)
+        self._resume()
+        if self.global_step == 0:
+            raise RuntimeError(f"Trainer: {stuck}, and {self.config.checkpoint_dir} holds no intact checkpoint "
+                               "to go back to: the model and optimizer are half-way through an update. Build "
+                               "the model and Trainer again to start over.")
+        self._step_in_flight = None
+        self._say(f"[resume] {stuck}; went back to the checkpoint of step {self.global_step}.")
 
     def _log_train(self, window, lr, epoch):
         elapsed = time.time() - window["t"]
@@ -617,8 +677,9 @@ class Trainer:
         dataset = self.eval_dataset if dataset is None else dataset
         if dataset is None:
             raise ValueError("Trainer.eval: no dataset given and no eval_dataset.")
-        loader = paddle.io.DataLoader(dataset, batch_sampler=_SequentialBatches(len(dataset), self.eval_batch_size),
-                                      collate_fn=self.collate_fn, num_workers=0, return_list=True)
+        name = "eval_dataset" if dataset is self.eval_dataset else "dataset"
+        loader = self._batches(_SequentialBatches(len(dataset), self.eval_batch_size), num_workers=0,
+                               dataset=dataset, name=name, stream="eval")
         was_training = self.model.training
         self.model.eval()
         for m in self.metrics:
@@ -689,8 +750,7 @@ class Trainer:
         of positional arguments model.forward takes.
         """
         bs = batch_size or self.eval_batch_size
-        loader = paddle.io.DataLoader(dataset, batch_sampler=_SequentialBatches(len(dataset), bs),
-                                      collate_fn=self.collate_fn, num_workers=0, return_list=True)
+        loader = self._batches(_SequentialBatches(len(dataset), bs), num_workers=0, dataset=dataset, stream="eval")
         was_training = self.model.training
         self.model.eval()
         outputs = []
