@@ -5,10 +5,8 @@ from .strategies import (AdamWarmupStrategy, AdamWeightDecayStrategy, CombinedSt
                          FineTuneStrategy, FitFlatCosStrategy, FitOneCycleStrategy, FitSGDRStrategy,
                          L2SPFinetuneStrategy, ULMFiTStrategy, build_optimizer, build_strategy, freeze, freeze_to,
                          unfreeze)
-from .trainer import CheckpointError, GlobalBatchSampler, RunConfig, Trainer
-from .checkpoints import load_weights
-from .loading import DataError, sample_seed
-from .stopping import TrainingInterrupted, TrainingTerminated
+from .training import (CheckpointError, DataError, GlobalBatchSampler, RunConfig, Trainer, TrainingInterrupted,
+                       TrainingTerminated, load_weights, sample_seed)
 from .compat import patch_paddlehub
 from .lr_find import LRFindResult, lr_find
 

@@ -21,7 +21,7 @@ import types as _types
 
 from .strategies import (AdamWeightDecayStrategy, CombinedStrategy, DefaultFinetuneStrategy, L2SPFinetuneStrategy,
                        ULMFiTStrategy)
-from .trainer import RunConfig, Trainer
+from .training import RunConfig, Trainer
 
 _STRATEGY_NAMES = ("AdamWeightDecayStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy", "ULMFiTStrategy",
                    "CombinedStrategy")

@@ -30,8 +30,10 @@ import paddle
 from paddle.base import unique_name
 
 from ._checks import check_bool, check_number
+from .blocks import TraceCall
 from .lr import StrategyLR
 from .schedules.parts import Schedule, anneal_exp
+from .training.loading import split_batch
 
 __all__ = ["lr_find", "LRFindResult", "sweep_lrs", "sweep_schedule", "smooth_losses", "minimum", "steep", "valley", "suggest"]
 
@@ -225,8 +227,10 @@ def lr_find(model, loss_fn, data, start_lr=1e-7, end_lr=10, num_it=100, *, optim
         first = next(batches, None)
         if first is None:
             raise ValueError(f"lr_find: data yielded no batches (got {type(data).__name__}).")
-        inputs, label = _split(first)
-        opt = _sweep_optimizer(model, optimizer, strategy, num_it, inputs if sample_input is None else sample_input)
+        inputs, kwargs, label = split_batch(first, where="lr_find")
+        if sample_input is None:
+            sample_input = TraceCall(model, *inputs, **kwargs)
+        opt = _sweep_optimizer(model, optimizer, strategy, num_it, sample_input)
         sweep = StrategyLR(schedule, description="lr_find sweep")
         opt.set_lr_scheduler(sweep)
         model.train()
@@ -239,8 +243,8 @@ def lr_find(model, loss_fn, data, start_lr=1e-7, end_lr=10, num_it=100, *, optim
                 warnings.warn(f"lr_find: data ran out after {i} batches (a one-shot iterator cannot be re-read); "
                               f"pass a list or a DataLoader to sweep all {num_it} learning rates.", stacklevel=2)
                 break
-            inputs, label = _split(batch)
-            loss = loss_fn(model(*inputs), label)
+            inputs, kwargs, label = split_batch(batch, where="lr_find")
+            loss = loss_fn(model(*inputs, **kwargs), label)
             if not isinstance(loss, paddle.Tensor):
                 raise TypeError(f"lr_find: loss_fn must return a paddle Tensor, got {type(loss).__name__}.")
             if loss.ndim:
@@ -332,17 +336,6 @@ def _batches(data):
         if empty or not reiterable:
             return
         it = iter(data)
-
-
-def _split(batch):
-    """(inputs tuple, label) from a batch (inputs..., label); NumPy arrays become tensors."""
-    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        got = f"a {type(batch).__name__} of length {len(batch)}" if isinstance(batch, (tuple, list)) else \
-            type(batch).__name__
-        raise TypeError(f"lr_find: each batch must be a tuple or list (inputs..., label) with at least 2 items, "
-                        f"got {got}.")
-    items = [paddle.to_tensor(x) if isinstance(x, np.ndarray) else x for x in batch]
-    return tuple(items[:-1]), items[-1]
 
 
 # ------------------------------------------------------------------------------------------ exact restore

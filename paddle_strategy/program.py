@@ -25,7 +25,7 @@ import paddle
 
 from ._checks import check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, shown
 from .strategies import strategy_from_config
-from .trainer import GlobalBatchSampler, RunConfig, Trainer
+from .training import GlobalBatchSampler, RunConfig, Trainer
 
 __all__ = ["SECTIONS", "check_config", "build_model", "build_dataset", "build_trainer", "steps_per_epoch"]
 
@@ -114,7 +114,7 @@ def check_config(config: dict) -> dict:
     metric = out.get("Metric") or {"name": "acc"}
     check_keys("Metric", metric, ("name",), required=("name",))
     names = metric["name"] if isinstance(metric["name"], list) else [metric["name"]]
-    from .metrics import make_metrics
+    from .training.metrics import make_metrics
     try:
         make_metrics(names)
     except (ValueError, TypeError) as exc:
@@ -212,7 +212,7 @@ def build_model(config):
     if path:
         if not os.path.isfile(path):  # check_config refused it already; the file may have gone since
             raise FileNotFoundError(f"Global.pretrained_model: {path} is not a file.")
-        from .checkpoints import load_weights
+        from .training.checkpoint_files import load_weights
         missing, unexpected = model.set_state_dict(load_weights(path)) or ([], [])
         if missing or unexpected:
             raise ValueError(f"Global.pretrained_model: {path} does not fit the model (missing {missing[:3]}, "

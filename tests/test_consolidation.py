@@ -113,3 +113,28 @@ def test_l1_in_combined_strategy_is_coeff_times_sign():
     x, y = _data(1)[0]
     w, g, after = _sgd_step_delta(model, opt, x, y)
     np.testing.assert_allclose(after, w - 0.1 * (g + 0.3 * np.sign(w)), rtol=1e-6, atol=1e-7)
+
+
+def test_one_batch_rule_for_train_predict_and_lr_find():
+    from paddle_strategy.training.loading import split_batch
+    x, y = np.ones((2, 3), "float32"), np.zeros((2,), "int64")
+    args, kwargs, label = split_batch((x, x, y))
+    assert len(args) == 2 and kwargs == {} and isinstance(label, paddle.Tensor)  # NumPy fields become tensors
+    args, kwargs, label = split_batch({"input": x, "labels": y})
+    assert args == () and list(kwargs) == ["input"] and label.shape == [2]
+    assert split_batch([x], has_label=False)[0][0].shape == [2, 3]
+    with pytest.raises(TypeError, match=r"lr_find: each batch must be a tuple or list .* got a list of length 1"):
+        split_batch([x], where="lr_find")
+
+    class DictModel(paddle.nn.Layer):  # keyword inputs now work in lr_find as in the Trainer
+        def __init__(self):
+            super().__init__()
+            self.fc = paddle.nn.Linear(3, 1)
+
+        def forward(self, input):
+            return self.fc(input)
+
+    model = DictModel()
+    data = [{"input": paddle.randn([8, 3]), "label": paddle.randn([8, 1])} for _ in range(3)]
+    res = lr_find(model, paddle.nn.functional.mse_loss, data, 1e-4, 1e-2, num_it=5, stop_div=False)
+    assert len(res.lrs) == 5

@@ -1,0 +1,282 @@
+"""The Trainer's checkpoints: what a checkpoint holds, saving, pruning, resuming, the directory lock, and the
+rewind after an interrupted step. File formats, manifests, the lock and fingerprints are checkpoint_files."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import paddle
+
+from . import checkpoint_files as ckpt
+from .checkpoint_files import CheckpointError
+
+__all__ = ["Checkpointing"]
+
+
+class Checkpointing:
+    """Trainer methods for checkpoints (a mixin: they use the Trainer's model, optimizer, config and counters)."""
+
+    def _make_fingerprint(self):
+        cfg = self.config
+        return {"parameters": [[n, list(p.shape), str(p.dtype)] for n, p in self.model.named_parameters()],
+                "strategy": ckpt.describe(cfg.strategy),
+                "data": {"train_samples": len(self.train_dataset), "batch_size": cfg.batch_size,
+                         "processes": self.nranks, "num_epoch": cfg.num_epoch, "seed": cfg.seed,
+                         "shuffle": cfg.shuffle, "grouped_by_length": self.lengths is not None}}
+
+    def _take_lock(self):
+        """Lock checkpoint_dir (which also proves it writable) and tidy what a killed run left there, before
+        any step. Rank 0 alone writes; every rank learns whether it could."""
+        error = None
+        if self.is_main:
+            try:
+                self._lock = ckpt.DirLock(self.config.checkpoint_dir, "RunConfig.checkpoint_dir")
+                for line in ckpt.heal_dir(self.config.checkpoint_dir):
+                    self._say(f"[checkpoint] {line}")
+            except (OSError, CheckpointError) as exc:
+                error = exc
+        if self.nranks > 1:
+            flag = paddle.to_tensor([0 if error is None else 1], dtype="int32")
+            paddle.distributed.all_reduce(flag)
+            if error is None and int(flag.numpy().reshape(-1)[0]) > 0:
+                self._release_lock()
+                raise RuntimeError("rank 0 could not take RunConfig.checkpoint_dir (its error says why).")
+        if error is not None:
+            raise error
+
+    def _release_lock(self):
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _rewind(self):
+        """The last finetune() was left by an exception in the middle of a step (a gradient accumulated, the
+        optimizer or the schedule maybe updated): go back to the newest checkpoint on disk, so that no batch
+        is applied twice and the schedule is not off by one; refuse if there is none."""
+        stuck = f"the last finetune() was stopped inside step {self._step_in_flight}"
+        self.global_step = 0
+        for p in self.model.parameters():  # a half-done step's gradients (clear_grad skips frozen parameters)
+            p.clear_gradient(False)
+        self._resume()
+        if self.global_step == 0:
+            raise RuntimeError(f"Trainer: {stuck}, and {self.config.checkpoint_dir} holds no intact checkpoint "
+                               "to go back to: the model and optimizer are half-way through an update. Build "
+                               "the model and Trainer again to start over.")
+        self._step_in_flight = None
+        self._say(f"[resume] {stuck}; went back to the checkpoint of step {self.global_step}.")
+
+    def _checkpoint_files(self):
+        """The files a checkpoint of this run needs (each must be listed in its manifest)."""
+        return ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] + [
+            f"rng_{r}.json" for r in range(self.nranks)]
+
+    def _step_names(self):
+        """step_<n> folder names in checkpoint_dir, newest first (intact or not)."""
+        d = self.config.checkpoint_dir
+        if not os.path.isdir(d):
+            return []
+        names = [n for n in os.listdir(d) if n.startswith("step_") and n[5:].isdigit()
+                 and os.path.isdir(os.path.join(d, n))]
+        return sorted(names, key=lambda n: int(n[5:]), reverse=True)
+
+    def _problem(self, name):
+        """None if checkpoint `name` is intact, else what is wrong (each folder is hashed once per process,
+        again only if its manifest changed)."""
+        path = os.path.join(self.config.checkpoint_dir, name)
+        try:
+            key = os.stat(os.path.join(path, "MANIFEST.json")).st_mtime_ns
+        except OSError:
+            key = None
+        cached = self._verified.get(name)
+        if cached is not None and cached[0] == key and key is not None:
+            return cached[1]
+        if os.path.isfile(os.path.join(path, "optimizer.pkl")):
+            problem = "old format"  # paddle_strategy 0.1: refused in _resume, never opened
+        else:
+            problem = ckpt.verify_dir(path, required=self._checkpoint_files())
+        self._verified[name] = (key, problem)
+        return problem
+
+    def _intact_names(self):
+        return [n for n in self._step_names() if self._problem(n) is None]
+
+    def _latest_checkpoint_name(self):
+        names = self._intact_names()
+        return os.path.join(self.config.checkpoint_dir, names[0]) if names else None
+
+    def _prune(self):
+        """Keep the newest keep_checkpoints intact checkpoints; damaged folders neither count nor get removed
+        (they are reported once), so they can never push an intact checkpoint out."""
+        intact = self._intact_names()
+        for old in intact[self.config.keep_checkpoints:]:
+            shutil.rmtree(os.path.join(self.config.checkpoint_dir, old), ignore_errors=True)
+            self._verified.pop(old, None)
+        for name in self._step_names():
+            problem = self._problem(name)
+            if problem is not None and name not in self._reported:
+                self._reported.add(name)
+                self._say(f"[checkpoint] {os.path.join(self.config.checkpoint_dir, name)} is damaged ({problem}); "
+                          f"it is not counted among the {self.config.keep_checkpoints} kept and is left in place.")
+
+    def _optimizer_state(self):
+        """The optimizer's accumulators as {"<structured name>/<accumulator>": array} (Paddle's own keys depend
+        on creation order and on how many optimizers this process made)."""
+        by_name = {p.name: n for n, p in self.model.named_parameters()}
+        arrays = {}
+        for acc, per_param in self.optimizer._accumulators.items():
+            for pname, var in per_param.items():
+                if pname in by_name:
+                    arrays[f"{by_name[pname]}/{acc}"] = var.numpy()
+        return arrays
+
+    def _load_optimizer_state(self, arrays, scheduler_state):
+        by_name = {p.name: n for n, p in self.model.named_parameters()}
+        flat = {"LR_Scheduler": scheduler_state}
+        for acc, per_param in self.optimizer._accumulators.items():
+            for pname, var in per_param.items():
+                key = f"{by_name.get(pname)}/{acc}"
+                if key not in arrays:
+                    raise CheckpointError(f"the checkpoint has no optimizer state {acc!r} for parameter "
+                                          f"{by_name.get(pname)!r}: it was written by another optimizer.")
+                flat[var.name] = arrays[key]
+        self.optimizer.set_state_dict(flat)
+
+    def _check_parameters_finite(self, what):
+        name = ckpt.nonfinite((n, p.numpy()) for n, p in self.model.named_parameters())
+        if name is not None:
+            raise FloatingPointError(f"parameter {name!r} holds NaN or inf at step {self.global_step}; {what} was "
+                                     f"not written (the model is no longer usable).")
+
+    def _save_checkpoint(self):
+        cfg = self.config
+        final = os.path.join(cfg.checkpoint_dir, f"step_{self.global_step:08d}")
+        self._check_parameters_finite(f"checkpoint {final}")
+        rng = ckpt.rng_state(cuda=self.device.startswith("gpu"))
+        if self.nranks > 1:  # every rank's RNG streams, gathered through the shared directory as JSON
+            staging = os.path.join(cfg.checkpoint_dir, f".rng-{self.global_step:08d}")
+            if self.is_main:
+                os.makedirs(staging, exist_ok=True)
+            paddle.distributed.barrier()
+            with open(os.path.join(staging, f"rng_{self.rank}.json"), "w", encoding="utf-8") as f:
+                json.dump(rng, f)
+            paddle.distributed.barrier()
+        if self.is_main:
+            model_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
+            opt_state = self._optimizer_state()
+            state = {"format": ckpt.FORMAT, "fingerprint": self._fingerprint, "global_step": self.global_step,
+                     "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
+                     "history": self.history, "scheduler": self.lr_scheduler.state_dict(),
+                     "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+            def write(tmp):
+                ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), model_state)
+                ckpt.save_tensors(os.path.join(tmp, "optimizer.safetensors"), opt_state)
+                with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
+                    json.dump(state, f, indent=1)
+                if self.nranks > 1:
+                    for r in range(self.nranks):
+                        shutil.copy(os.path.join(staging, f"rng_{r}.json"), os.path.join(tmp, f"rng_{r}.json"))
+                else:
+                    with open(os.path.join(tmp, "rng_0.json"), "w", encoding="utf-8") as f:
+                        json.dump(rng, f)
+            try:
+                ckpt.write_atomic_dir(final, write)
+            finally:
+                if self.nranks > 1:
+                    shutil.rmtree(staging, ignore_errors=True)
+            self._verified[os.path.basename(final)] = (
+                os.stat(os.path.join(final, "MANIFEST.json")).st_mtime_ns, None)
+            self._prune()
+        if self.nranks > 1:
+            paddle.distributed.barrier()
+
+    def _check_fingerprint(self, path, got):
+        want = self._fingerprint
+        if got["parameters"] != want["parameters"]:
+            have = {n: (s, d) for n, s, d in got["parameters"]}
+            mine = {n: (s, d) for n, s, d in want["parameters"]}
+            diff = [n for n in mine if have.get(n) != mine[n]] + [n for n in have if n not in mine]
+            n = diff[0]
+            raise CheckpointError(
+                f"{path} was written for a different model: parameter {n!r} is {have.get(n, 'absent')} there and "
+                f"{mine.get(n, 'absent')} here ({len(diff)} difference(s)). Use another checkpoint_dir.")
+        diffs = ckpt.differences(got["strategy"], want["strategy"])
+        if diffs:
+            shown = "\n".join(f"  {k}: {_short(a)} there, {_short(b)} here" for k, a, b in diffs[:5])
+            raise CheckpointError(f"{path} was written with a different strategy ({len(diffs)} setting(s) differ):\n"
+                                  f"{shown}\nUse another checkpoint_dir to start afresh.")
+        if got["data"] != want["data"]:
+            keys = [k for k in want["data"] if got["data"].get(k) != want["data"][k]]
+            raise CheckpointError(f"{path} was written for a different run: "
+                                  + ", ".join(f"{k} {got['data'].get(k)!r} there, {want['data'][k]!r} here"
+                                              for k in keys) + ". Use another checkpoint_dir.")
+
+    def _read_checkpoint(self, path):
+        """(None, (trainer state, model arrays, optimizer arrays, rng)) of an intact checkpoint, or (what is
+        wrong, None) when its weights are not finite; CheckpointError if it is another run's."""
+        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+        got = state.get("format") if isinstance(state, dict) else None
+        if got != ckpt.FORMAT:
+            raise CheckpointError(f"{path}: checkpoint format {_short(got)}; this version reads {ckpt.FORMAT}.")
+        self._check_fingerprint(path, state["fingerprint"])
+        model_state = ckpt.load_tensors(os.path.join(path, "model.safetensors"))
+        bad = ckpt.nonfinite(model_state.items())
+        if bad is not None:
+            return f"parameter {bad!r} holds NaN or inf", None
+        opt_state = ckpt.load_tensors(os.path.join(path, "optimizer.safetensors"))
+        with open(os.path.join(path, f"rng_{self.rank}.json"), encoding="utf-8") as f:
+            rng = json.load(f)
+        return None, (state, model_state, opt_state, rng)
+
+    def _resume(self):
+        """Load the newest intact checkpoint in checkpoint_dir (or config.resume_from), if any; damaged ones are
+        skipped (said so); an old-format or another run's checkpoint is refused (CheckpointError)."""
+        if self.global_step > 0:
+            return  # this Trainer already trained: it continues from where it is
+        named = self.config.resume_from
+        if named:
+            newer = [n for n in self._intact_names() if int(n[5:]) > int(os.path.basename(named)[5:])]
+            if newer:
+                raise CheckpointError(f"resume_from={named}, but {self.config.checkpoint_dir} holds newer "
+                                      f"checkpoints ({', '.join(newer[:3])}); continuing from the older one would mix "
+                                      f"two runs there. Name the newest, or move the newer ones away.")
+        names = [os.path.basename(named)] if named else self._step_names()
+        for name in names:
+            path = os.path.join(self.config.checkpoint_dir, name)
+            problem = self._problem(name)
+            if problem == "old format":
+                raise CheckpointError(
+                    f"{path} is in paddle_strategy 0.1's checkpoint format, which stores pickles (loading them "
+                    f"can run code); this version does not load it. Resume it with the version that wrote it, or "
+                    f"start afresh in another checkpoint_dir.")
+            loaded = None
+            if problem is None:
+                try:
+                    problem, loaded = self._read_checkpoint(path)
+                except CheckpointError:
+                    raise
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    problem = f"unreadable ({type(exc).__name__}: {_short(exc)})"
+            if problem is not None:
+                if named:
+                    raise CheckpointError(f"resume_from={named!r} is damaged: {problem}.")
+                self._say(f"[resume] skipping damaged checkpoint {path}: {problem}")
+                continue
+            state, model_state, opt_state, rng = loaded
+            self.model.set_state_dict(model_state)
+            self._load_optimizer_state(opt_state, state["scheduler"])  # the schedule step and frozen blocks too
+            ckpt.set_rng_state(rng, cuda=self.device.startswith("gpu"))
+            self.global_step, self.epoch = state["global_step"], state["epoch"]
+            self.batch_in_epoch = state["batch_in_epoch"]
+            self.best, self.history = state["best"], state["history"]
+            self._say(f"[resume] from {path}: step {self.global_step}/{self.max_train_steps}, epoch {self.epoch}, "
+                      f"batch {self.batch_in_epoch}")
+            return
+
+
+def _short(value, limit=200):
+    text = value if isinstance(value, str) else repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"

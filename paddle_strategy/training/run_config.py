@@ -1,0 +1,108 @@
+"""PaddleHub 1.x's RunConfig: the same arguments, order and defaults, plus a few keyword-only extras."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from .._checks import check_number
+
+__all__ = ["RunConfig"]
+
+
+class _Default:
+    """A default value that remembers it was not given (for arguments accepted only for compatibility)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+def _given(value):
+    return not isinstance(value, _Default)
+
+
+def _plain(value):
+    return value.value if isinstance(value, _Default) else value
+
+
+class RunConfig:
+    """PaddleHub 1.x's RunConfig: the same arguments and defaults.
+
+    log_interval / eval_interval / save_ckpt_interval are in steps (None: no periodic evaluation or
+    checkpoint; evaluation also runs at each epoch end and a checkpoint is written at the end of training).
+    batch_size is per process. strategy=None is 1.x's DefaultStrategy: Adam at a constant 1e-4.
+    use_cuda=True trains on the GPU when this Paddle has one, else on the CPU (said once).
+    use_pyreader and enable_memory_optim are accepted and ignored (a one-line notice when given).
+    Keyword-only extras: seed (data order and dropout), keep_checkpoints (how many step checkpoints
+    to keep), num_workers (DataLoader worker processes), shuffle (the training data each epoch),
+    eval_start_step (no periodic evaluation before this step; PP-OCR's eval_batch_step[0]), resume_from (a
+    step_<n> checkpoint directory to resume from; checkpoint_dir then defaults to its parent, and it must be
+    the newest checkpoint there, so two runs' checkpoints never mix).
+    """
+
+    def __init__(self, log_interval=10, eval_interval=100, use_pyreader=_Default(True), use_data_parallel=True,
+                 save_ckpt_interval=None, use_cuda=True, checkpoint_dir=None, num_epoch=1, batch_size=32,
+                 enable_memory_optim=_Default(False), strategy=None, *, seed=0, keep_checkpoints=3, num_workers=0,
+                 shuffle=True, eval_start_step=0, resume_from=None):
+        for name, value in (("use_pyreader", use_pyreader), ("enable_memory_optim", enable_memory_optim)):
+            if _given(value):
+                print(f"RunConfig: {name}={value!r} is accepted for PaddleHub 1.x compatibility and ignored "
+                      f"(Paddle 3 dynamic graphs have no py_reader / memory_optimize).")
+        self.use_pyreader = bool(_plain(use_pyreader))
+        self.enable_memory_optim = bool(_plain(enable_memory_optim))
+        self.log_interval = check_number("RunConfig.log_interval", log_interval, low=1, integer=True)
+        self.eval_interval = None if eval_interval is None else check_number(
+            "RunConfig.eval_interval", eval_interval, low=1, integer=True)
+        self.save_ckpt_interval = None if save_ckpt_interval is None else check_number(
+            "RunConfig.save_ckpt_interval", save_ckpt_interval, low=1, integer=True)
+        self.num_epoch = check_number("RunConfig.num_epoch", num_epoch, low=1, integer=True)
+        self.batch_size = check_number("RunConfig.batch_size", batch_size, low=1, integer=True)
+        self.seed = check_number("RunConfig.seed", seed, low=0, high=2 ** 64 - 1, integer=True)  # paddle.seed: uint64
+        self.keep_checkpoints = check_number("RunConfig.keep_checkpoints", keep_checkpoints, low=1, integer=True)
+        self.num_workers = check_number("RunConfig.num_workers", num_workers, low=0, integer=True)
+        self.eval_start_step = check_number("RunConfig.eval_start_step", eval_start_step, low=0, integer=True)
+        for name, value in (("use_data_parallel", use_data_parallel), ("use_cuda", use_cuda), ("shuffle", shuffle)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"RunConfig.{name} must be True or False, got {value!r}.")
+        self.use_data_parallel, self.use_cuda, self.shuffle = bool(use_data_parallel), bool(use_cuda), bool(shuffle)
+        if resume_from is not None:
+            if not isinstance(resume_from, (str, os.PathLike)):
+                raise TypeError(f"RunConfig.resume_from must be a path, got {resume_from!r}.")
+            resume_from = os.path.normpath(os.fspath(resume_from))
+            if not os.path.isdir(resume_from):
+                raise ValueError(f"RunConfig.resume_from: {resume_from} is not a directory (expected a step_<n> "
+                                 f"checkpoint).")
+            if not (os.path.basename(resume_from).startswith("step_") and os.path.basename(resume_from)[5:].isdigit()):
+                raise ValueError(f"RunConfig.resume_from: {resume_from} is not a step_<n> checkpoint directory.")
+            parent = os.path.dirname(resume_from) or "."
+            if checkpoint_dir is None:
+                checkpoint_dir = parent
+            elif os.path.realpath(checkpoint_dir) != os.path.realpath(parent):
+                raise ValueError(f"RunConfig.resume_from={resume_from} is not inside checkpoint_dir={checkpoint_dir}; "
+                                 f"the run continues where its checkpoint lives.")
+        self.resume_from = resume_from
+        if checkpoint_dir is None:
+            checkpoint_dir = "ckpt_" + time.strftime("%Y%m%d%H%M%S")
+        if not isinstance(checkpoint_dir, (str, os.PathLike)):
+            raise TypeError(f"RunConfig.checkpoint_dir must be a path, got {checkpoint_dir!r}.")
+        if not os.fspath(checkpoint_dir).strip():  # "" would scatter checkpoints over the working directory
+            raise ValueError(f"RunConfig.checkpoint_dir must be a non-empty path, got {checkpoint_dir!r} "
+                             f"(None: a new ckpt_<time> directory).")
+        self.checkpoint_dir = os.fspath(checkpoint_dir)
+        if strategy is None:
+            from ..strategies import CombinedStrategy
+            strategy = CombinedStrategy(optimizer_name="adam", learning_rate=1e-4)
+        if not callable(getattr(strategy, "build", None)):
+            raise TypeError(f"RunConfig.strategy must be a paddle_strategy strategy (e.g. ps.ULMFiTStrategy()), "
+                            f"got {strategy!r} ({type(strategy).__name__}).")
+        self.strategy = strategy
+
+    def __repr__(self):
+        keys = ("log_interval", "eval_interval", "use_data_parallel", "save_ckpt_interval", "use_cuda",
+                "checkpoint_dir", "num_epoch", "batch_size", "strategy", "seed", "keep_checkpoints", "num_workers",
+                "shuffle", "eval_start_step", "resume_from")
+        return "RunConfig(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in keys) + ")"

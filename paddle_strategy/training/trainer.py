@@ -1,0 +1,384 @@
+"""The Trainer: set-up (device, data order, the strategy built on the first batch), the step (with the
+finite check and data-parallel averaging) and the run loop (signals, evaluation, checkpoints). Its other
+jobs are mixins beside it: checkpoints.py, evaluation.py, scalars.py; RunConfig is run_config.py.
+
+    config = ps.RunConfig(num_epoch=3, batch_size=32, strategy=ps.ULMFiTStrategy(), checkpoint_dir="ckpt")
+    trainer = ps.Trainer(model, config, train_ds, dev_ds, loss_fn=paddle.nn.CrossEntropyLoss(), metrics=["acc"])
+    trainer.finetune_and_eval()
+
+Checkpoints live in `checkpoint_dir/step_<n>/` (model, optimizer by structured parameter names, schedule and
+unfreeze state, RNG streams and the data position, with a manifest of sizes and SHA-256 digests); running the
+same script again with the same `checkpoint_dir` resumes from the newest intact one.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+import paddle
+
+from .._checks import check_number
+from ..blocks import TraceCall
+from .checkpoint_files import CheckpointError
+from .checkpoints import Checkpointing
+from .evaluation import Evaluation
+from .loading import Batches, batch_size, split_batch, to_numpy
+from .metrics import make_metrics
+from .run_config import RunConfig
+from .sampling import GlobalBatchSampler
+from .scalars import Logging
+from .stopping import StopSignals, stopped
+
+__all__ = ["RunConfig", "Trainer", "CheckpointError", "GlobalBatchSampler"]
+
+_said_no_gpu = False
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _select_device(use_cuda):
+    global _said_no_gpu
+    if use_cuda:
+        if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+            device = f"gpu:{paddle.distributed.ParallelEnv().device_id}"
+            paddle.set_device(device)
+            return device
+        if not _said_no_gpu:
+            print("use_cuda=True, but this Paddle has no usable GPU "
+                  f"(compiled with CUDA: {paddle.is_compiled_with_cuda()}); training on the CPU.")
+            _said_no_gpu = True
+    paddle.set_device("cpu")
+    return "cpu"
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+class Trainer(Checkpointing, Logging, Evaluation):
+    """Train `model` with `config.strategy`.
+
+    model: a paddle.nn.Layer called as `model(*inputs)` on each batch (inputs = every field but the last,
+      the label; or a dict batch without its 'label'/'labels' entry as keyword arguments), with
+      `loss_fn(output, label)`; or a PaddleHub 2.x task model with `training_step(batch, batch_idx)` and
+      `validation_step(batch, batch_idx)` returning {'loss': ..., 'metrics': {...}}.
+    metrics: names ('acc', 'f1', 'precision', 'recall', 'matthews'), paddle.metric.Metric instances or
+      callables fn(preds, labels) -> float; the first is the main metric that picks the best model
+      (default: the eval loss, lower is better).
+    lengths: optional per-sample lengths (or a function sample -> length): batches are then grouped by
+      length (shuffled within runs of 16 batches) so padding stays small.
+    pretrained: what L2 / L2-SP act on (see CombinedStrategy.build); default every trainable parameter.
+    eval_batch_size: batch size of eval() and predict() (default config.batch_size).
+    """
+
+    def __init__(self, model, config=None, train_dataset=None, eval_dataset=None, loss_fn=None, metrics=None,
+                 collate_fn=None, *, lengths=None, pretrained=None, main_metric=None, eval_batch_size=None):
+        if not isinstance(model, paddle.nn.Layer):
+            raise TypeError(f"Trainer: model must be a paddle.nn.Layer, got {type(model).__name__}.")
+        config = RunConfig() if config is None else config
+        if not isinstance(config, RunConfig):
+            raise TypeError(f"Trainer: config must be a RunConfig, got {type(config).__name__}.")
+        self.model, self.config = model, config
+        self.hub_protocol = callable(getattr(model, "training_step", None))
+        if not self.hub_protocol and loss_fn is None:
+            raise ValueError("Trainer: loss_fn is required for a plain paddle.nn.Layer (or give the model "
+                             "PaddleHub 2.x's training_step / validation_step).")
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(f"Trainer: loss_fn must be callable, got {loss_fn!r}.")
+        for name, ds in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+            if ds is not None and not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
+                raise TypeError(f"Trainer: {name} must be a map-style dataset (__len__ and __getitem__), "
+                                f"got {type(ds).__name__}.")
+        if train_dataset is not None and len(train_dataset) == 0:
+            raise ValueError("Trainer: train_dataset is empty.")
+        if eval_dataset is not None and len(eval_dataset) == 0:
+            raise ValueError("Trainer: eval_dataset is empty (evaluation would give a NaN loss and pick the best "
+                             "model from nothing); give samples or eval_dataset=None.")
+        self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
+        self.loss_fn, self.collate_fn, self.pretrained = loss_fn, collate_fn, pretrained
+        self.eval_batch_size = config.batch_size if eval_batch_size is None else check_number(
+            "Trainer: eval_batch_size", eval_batch_size, low=1, integer=True)
+        self.metrics = make_metrics(metrics)
+        self.train_metrics = make_metrics(metrics)
+        names = [m.name for m in self.metrics]
+        if main_metric is not None and main_metric != "loss" and not self.hub_protocol and main_metric not in names:
+            raise ValueError(f"Trainer: main_metric={main_metric!r} is not one of the metrics {names} or 'loss'.")
+        self.main_metric = main_metric or (names[0] if names else None)
+
+        self.nranks = paddle.distributed.get_world_size()
+        self.rank = paddle.distributed.get_rank()
+        if self.nranks > 1 and not config.use_data_parallel:
+            raise ValueError(f"RunConfig.use_data_parallel=False, but this is one of {self.nranks} processes "
+                             f"started by paddle.distributed.launch; set it True or start one process.")
+        self.device = _select_device(config.use_cuda)
+        self.is_main = self.rank == 0
+        self._setup_done = False
+        self.optimizer = self.lr_scheduler = None
+        self.global_step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best = None  # {"step", "metric", "value", "eval"}
+        self.history = []
+        if lengths is not None and train_dataset is not None:
+            if callable(lengths):
+                lengths = [lengths(train_dataset[i]) for i in range(len(train_dataset))]
+            if len(lengths) != len(train_dataset):
+                raise ValueError(f"Trainer: lengths has {len(lengths)} entries for {len(train_dataset)} samples.")
+        self.lengths = lengths
+        self._vdl = None
+        self._log_file = None
+        self._lock = None
+        self._verified, self._reported = {}, set()  # checkpoint name -> (manifest mtime, problem); said damaged
+        if train_dataset is not None:
+            self._setup_training()
+
+    # ------------------------------------------------------------------------------------------ set-up
+    def _setup_training(self):
+        cfg = self.config
+        if self.nranks > 1:
+            paddle.distributed.init_parallel_env()
+            with paddle.no_grad():
+                for p in self.model.parameters():  # every rank starts from rank 0's weights
+                    paddle.distributed.broadcast(p, src=0)
+        self.sampler = GlobalBatchSampler(len(self.train_dataset), cfg.batch_size, nranks=self.nranks,
+                                          rank=self.rank, seed=cfg.seed, shuffle=cfg.shuffle, lengths=self.lengths)
+        self.steps_per_epoch = self.sampler.steps_per_epoch()
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"Trainer: {len(self.train_dataset)} training samples make no full batch of "
+                             f"batch_size={cfg.batch_size} x {self.nranks} processes.")
+        self.max_train_steps = self.steps_per_epoch * cfg.num_epoch
+        self.sampler.set_epoch(0)
+        with self._batches(self.sampler, num_workers=0) as peek:  # no workers started for one batch
+            sample = next(peek)
+        if self.hub_protocol:
+            sample_input = TraceCall(lambda batch: self.model.training_step(batch, 0)["loss"], sample)
+        else:
+            args, kwargs, _ = split_batch(sample)
+            self._check_output(args, kwargs)
+            sample_input = TraceCall(self.model, *args, **kwargs)
+        self.optimizer, self.lr_scheduler = cfg.strategy.build(
+            self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
+            sample_input=sample_input, pretrained=self.pretrained)
+        # what the optimizer updates, gradual unfreezing's frozen blocks included
+        self._trainable = list(self.lr_scheduler.parameters_by_name.items())
+        self._fingerprint = self._make_fingerprint()
+        self._step_in_flight = None  # the step being taken (None between steps): if an exception leaves it set,
+        # the model/optimizer/schedule may be half-way through an update
+        self._setup_done = True
+
+    def _check_output(self, args, kwargs):
+        """One forward on the first batch (eval mode, no gradients), so a forward that returns a dict (e.g. logits
+        and metrics together), which loss_fn(output, label) cannot take, fails here, naming what it returned,
+        rather than inside the loss at the first step. loss_fn itself is not called: it may count its calls."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with paddle.no_grad():
+                out = self.model(*args, **kwargs)
+        finally:
+            if was_training:
+                self.model.train()
+        if isinstance(out, dict):
+            raise TypeError(f"Trainer: {type(self.model).__name__}.forward returned a dict with keys "
+                            f"{sorted(map(str, out))[:10]} on the first batch, which loss_fn(output, label) cannot "
+                            f"take: return the logits (a Tensor) from forward and compute metrics outside it, or "
+                            f"implement PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
+                            f"{{'loss': ..., 'metrics': {{...}}}}.")
+
+    def _batches(self, sampler, *, num_workers=None, dataset=None, name="train_dataset", stream="train"):
+        """The batches of `sampler`'s index lists (see loading.Batches), augmentation seeded by config.seed."""
+        cfg = self.config
+        return Batches(self.train_dataset if dataset is None else dataset, list(sampler), collate_fn=self.collate_fn,
+                       num_workers=cfg.num_workers if num_workers is None else num_workers, seed=cfg.seed,
+                       stream=stream, epoch=getattr(sampler, "epoch", 0), first=getattr(sampler, "skip", 0),
+                       name=name)
+
+    # ------------------------------------------------------------------------------------------ steps
+    def _forward_loss(self, batch, batch_idx, metrics):
+        """(loss tensor, per-batch metric dict for the hub protocol)."""
+        if self.hub_protocol:
+            result = self.model.training_step(batch, batch_idx)
+            return result["loss"], {k: float(v) for k, v in (result.get("metrics") or {}).items()}
+        args, kwargs, label = split_batch(batch)
+        out = self.model(*args, **kwargs)
+        loss = self.loss_fn(out, label)
+        if metrics:
+            preds, labels = to_numpy(out), to_numpy(label)
+            for m in metrics:
+                m.update(preds, labels)
+        return loss, {}
+
+    def _all_reduce_grads(self, loss_value):
+        """Average the gradients over the processes (one flat all_reduce) and return the mean loss."""
+        params = [p for _, p in self._trainable if not p.stop_gradient]
+        grads = [p.grad for p in params]
+        pieces = [paddle.zeros([int(p.size)], dtype="float32") if g is None else g.reshape([-1]).astype("float32")
+                  for p, g in zip(params, grads)]
+        flat = paddle.concat(pieces + [paddle.to_tensor([loss_value], dtype="float32")])
+        paddle.distributed.all_reduce(flat)
+        flat = flat / self.nranks
+        offset = 0
+        for p, g in zip(params, grads):
+            n = int(p.size)
+            if g is not None:
+                paddle.assign(flat[offset:offset + n].reshape(g.shape).astype(g.dtype), output=g)
+            offset += n
+        loss_and_sum = paddle.stack([flat[-1], paddle.sum(flat[:-1])]).numpy()  # every rank sees the same values
+        return float(loss_and_sum[0]), float(loss_and_sum[1])
+
+    def _loss_and_gradient_sum(self, loss):
+        """(loss, sum of every gradient element) with one device-to-host copy. The sum is finite exactly when
+        every gradient is (unless finite values overflow float32, which _first_nonfinite_gradient sorts out)."""
+        grads = [p.grad for _, p in self._trainable if not p.stop_gradient and p.grad is not None]
+        total = paddle.add_n([paddle.sum(g).astype("float32") for g in grads]) if grads else paddle.zeros([])
+        values = paddle.stack([loss.reshape([]).astype("float32"), total.reshape([])]).numpy()
+        return float(values[0]), float(values[1])
+
+    def _first_nonfinite_gradient(self):
+        for name, p in self._trainable:
+            if not p.stop_gradient and p.grad is not None and not bool(paddle.isfinite(p.grad).all()):
+                return name
+        return None
+
+    def _stop(self, what, batch_idx):
+        self.optimizer.clear_grad()
+        last = self._latest_checkpoint_name()
+        raise FloatingPointError(
+            f"{what} at step {self.global_step + 1} (epoch {self.epoch}, batch {batch_idx}); training stopped "
+            f"before that update. "
+            + (f"The last good checkpoint, {last}, is intact." if last else "No checkpoint was written yet."))
+
+    def _train_step(self, batch, batch_idx, metrics):
+        loss, hub_metrics = self._forward_loss(batch, batch_idx, metrics)
+        loss.backward()
+        if self.nranks > 1:
+            value, grad_sum = self._all_reduce_grads(float(loss))
+        else:
+            value, grad_sum = self._loss_and_gradient_sum(loss)
+        if not math.isfinite(value):
+            self._stop(f"loss is {value}", batch_idx)
+        if not math.isfinite(grad_sum):  # e.g. relu(nan) = 0 hides a NaN input from the loss
+            bad = self._first_nonfinite_gradient()
+            if bad is not None:
+                self._stop(f"the gradient of parameter {bad!r} holds NaN or inf (loss {value:.6g})", batch_idx)
+        lr = self.optimizer.get_lr()
+        self.optimizer.step()
+        self.optimizer.clear_grad()
+        self.lr_scheduler.step()
+        return value, lr, hub_metrics
+
+    # ------------------------------------------------------------------------------------------ public API
+    def finetune(self):
+        """Train for config.num_epoch epochs (resuming from checkpoint_dir if it holds a checkpoint)."""
+        return self._run(do_eval=False)
+
+    def finetune_and_eval(self):
+        """Train, evaluating every eval_interval steps and at each epoch end; keep the best model in
+        checkpoint_dir/best_model; evaluate once more at the end. Returns a summary dict."""
+        return self._run(do_eval=True)
+
+    def _run(self, do_eval):
+        if not self._setup_done:
+            raise ValueError("Trainer: no train_dataset was given, so there is nothing to fine-tune.")
+        if do_eval and self.eval_dataset is None:
+            raise ValueError("Trainer.finetune_and_eval: no eval_dataset was given.")
+        self._take_lock()
+        try:
+            return self._locked_run(do_eval)
+        finally:
+            self._release_lock()
+
+    def _locked_run(self, do_eval):
+        cfg = self.config
+        if self._step_in_flight is not None:
+            self._rewind()
+        self._resume()
+        if self.global_step == 0:  # a resumed run has its RNG streams from the checkpoint instead
+            paddle.seed(cfg.seed + self.rank)
+        T = self.max_train_steps
+        if self.global_step >= T:
+            self._say(f"[done] {cfg.checkpoint_dir} already holds the end of training ({T} steps).")
+            return self._summary()
+        from tqdm import tqdm
+        bar = tqdm(total=T, initial=self.global_step, disable=None if self.is_main else True,
+                   dynamic_ncols=True, leave=False)
+        self.model.train()
+        window = {"loss": 0.0, "n": 0, "samples": 0, "hub": {}, "t": time.time()}
+        for m in self.train_metrics:
+            m.reset()
+        saved_at, batches = None, None
+        stop = StopSignals().install()  # SIGINT / SIGTERM: finish the step, write a checkpoint, then raise
+        try:
+            while self.epoch < cfg.num_epoch and not self._stop_signal(stop):
+                self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+                batches = self._batches(self.sampler)
+                for batch in batches:
+                    epoch = self.epoch
+                    self._step_in_flight = self.global_step + 1
+                    value, lr, hub_metrics = self._train_step(batch, self.batch_in_epoch, self.train_metrics)
+                    self.global_step += 1
+                    self.batch_in_epoch += 1
+                    bar.update(1)
+                    n = batch_size(batch)
+                    window["loss"] += value
+                    window["n"] += 1
+                    window["samples"] += n
+                    for k, v in hub_metrics.items():
+                        window["hub"][k] = window["hub"].get(k, 0.0) + v * n
+                    if self.global_step % cfg.log_interval == 0 or self.global_step == T:
+                        self._log_train(window, lr, epoch)
+                    end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
+                    if end_of_epoch:
+                        self.epoch += 1
+                        self.batch_in_epoch = 0
+                    self._step_in_flight = None
+                    periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
+                                and self.global_step % cfg.eval_interval == 0)
+                    if do_eval and (periodic or end_of_epoch):
+                        paused = time.time()
+                        self._evaluate_and_keep_best()
+                        self.model.train()
+                        window["t"] += time.time() - paused  # steps/s counts training time only
+                    if cfg.save_ckpt_interval and self.global_step % cfg.save_ckpt_interval == 0:
+                        paused = time.time()
+                        self._save_checkpoint()
+                        saved_at = self.global_step
+                        window["t"] += time.time() - paused
+                    if end_of_epoch or self._stop_signal(stop):
+                        break
+                batches.close()  # this epoch's workers end with it
+            if saved_at != self.global_step:
+                self._save_checkpoint()
+            signum = self._stop_signal(stop)
+            if signum:
+                raise self._stopped(signum)
+        finally:
+            stop.restore()
+            if batches is not None:
+                batches.close()
+            bar.close()
+            self._close_scalars()
+        self._say(f"[done] {T} steps; checkpoint {self._latest_checkpoint_name()}"
+                  + (f"; best {self.best['metric']} {self.best['value']:.4f} at step {self.best['step']} "
+                     f"(in {os.path.join(cfg.checkpoint_dir, 'best_model')})" if self.best else ""))
+        return self._summary()
+
+    def _stop_signal(self, stop):
+        """The signal that asked training to stop (0: none), the same on every process: one that got SIGTERM
+        or SIGINT stops them all at the same step, so that they write one checkpoint together."""
+        signum = stop.signum or 0
+        if self.nranks > 1:
+            flag = paddle.to_tensor([int(signum)], dtype="int32")
+            paddle.distributed.all_reduce(flag, op=paddle.distributed.ReduceOp.MAX)
+            signum = int(flag.numpy()[0])
+        return signum
+
+    def _stopped(self, signum):
+        name = signal.Signals(signum).name
+        last = self._latest_checkpoint_name()
+        how = ("call finetune() again to continue, or run the script again to resume from it"
+               if signum == signal.SIGINT else "run the script again with the same checkpoint_dir to resume")
+        message = (f"{name}: training stopped after step {self.global_step}/{self.max_train_steps}; checkpoint "
+                   f"{last} written; {how}.")
+        self._say("[stop] " + message)
+        return stopped(signum, message, self.global_step, last)
+
+    def _summary(self):
+        return {"steps": self.global_step, "max_train_steps": self.max_train_steps, "best": self.best,
+                "history": list(self.history), "checkpoint": self._latest_checkpoint_name()}
