@@ -106,24 +106,33 @@ def _check_annotation(cls, key, value):
                         f"{note}, got {type(value).__name__}.")
 
 
-class _DecoupledWeightDecay:
-    """Mixin for optimizers without a built-in decoupled decay: w <- w - wd * lr_t * multiplier * w.
+class DecoupledWeightDecay:
+    """The one decoupled weight decay of optimizers without Paddle's built-in (AdamW's) decay:
+    w <- w - decay_lr() * multiplier * wd * w, with decay_lr() the step's learning rate (keras_bert's
+    AdamWarmup: its bias-corrected lr_t).
 
     Applied to the parameters that get an update this step, from their value before the update, as AdamW
     (and PaddleHub 1.x's AdamWeightDecayStrategy) do.
     """
 
-    _ps_weight_decay = 0.0
-    _ps_decay_params = ()
+    _decay_coeff = 0.0
+    _decay_params = ()
+
+    def set_weight_decay(self, coeff, params):
+        self._decay_coeff, self._decay_params = float(coeff), list(params)
+
+    def decay_lr(self):
+        return self.get_lr()
 
     def step(self):
-        lr = self.get_lr()
-        with paddle.no_grad():
-            for p in self._ps_decay_params:
-                if p.stop_gradient or p._grad_ivar() is None:
-                    continue
-                mult = p.optimize_attr.get("learning_rate", 1.0)
-                p.scale_(1.0 - self._ps_weight_decay * lr * mult)
+        if self._decay_coeff:
+            lr = self.decay_lr()
+            with paddle.no_grad():
+                for p in self._decay_params:
+                    if p.stop_gradient or p._grad_ivar() is None:
+                        continue  # as the update itself: no gradient, no change
+                    mult = p.optimize_attr.get("learning_rate", 1.0)
+                    p.scale_(1.0 - lr * mult * self._decay_coeff)
         super().step()
 
 
@@ -144,12 +153,11 @@ def make_optimizer(cls, learning_rate, parameters, *, weight_decay, decay_params
                                       apply_decay_param_fun=decay_names.__contains__, **kwargs)
     if cls is paddle.optimizer.AdamW:
         kwargs.setdefault("weight_decay", 0.0)
-    if weight_decay:
-        cls = type(cls.__name__, (_DecoupledWeightDecay, cls), {"__module__": __name__})
+    if weight_decay and not issubclass(cls, DecoupledWeightDecay):
+        cls = type(cls.__name__, (DecoupledWeightDecay, cls), {"__module__": __name__})
     opt = cls(learning_rate=learning_rate, parameters=parameters, grad_clip=grad_clip, **kwargs)
     if weight_decay:
-        opt._ps_weight_decay = float(weight_decay)
-        opt._ps_decay_params = list(decay_params)
+        opt.set_weight_decay(weight_decay, decay_params)
     return opt
 
 

@@ -27,40 +27,37 @@ import paddle
 
 from .._checks import check_bool, check_number, did_you_mean, shown
 from ..schedules.keras_bert import calc_train_steps
+from ..optimizers import DecoupledWeightDecay
 from .combined import CombinedStrategy
 
 __all__ = ["AdamWarmupStrategy", "AdamWarmupOptimizer", "calc_train_steps"]
 
 
-class AdamWarmupOptimizer(paddle.optimizer.Adam):
+class AdamWarmupOptimizer(DecoupledWeightDecay, paddle.optimizer.Adam):
     """paddle.optimizer.Adam stepped as keras_bert's AdamWarmup: epsilon added to the uncorrected sqrt(v),
-    and decoupled weight decay p -= lr_t * weight_decay * p (lr_t bias-corrected, times the parameter's
-    LR multiplier) on `decay_params`. t is the global update count (the LR scheduler's step + 1)."""
+    and the decoupled weight decay p -= lr_t * weight_decay * p (lr_t bias-corrected, times the parameter's
+    LR multiplier) on `decay_params`, before the Adam update. t is the global update count (the LR
+    scheduler's step + 1)."""
 
     _kb_epsilon = 1e-7
-    _kb_weight_decay = 0.0
-    _kb_decay_params = ()
 
     def set_keras_bert(self, epsilon, weight_decay=0.0, decay_params=()):
         self._kb_epsilon = float(epsilon)
-        self._kb_weight_decay = float(weight_decay)
-        self._kb_decay_params = list(decay_params)
+        self.set_weight_decay(weight_decay, decay_params)
+
+    def _t(self):
+        lr = self._learning_rate
+        return lr.last_epoch + 1 if isinstance(lr, paddle.optimizer.lr.LRScheduler) else 1
+
+    def decay_lr(self):
+        """keras_bert's lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)."""
+        t = self._t()
+        return self.get_lr() * math.sqrt(1.0 - float(self._beta2) ** t) / (1.0 - float(self._beta1) ** t)
 
     def step(self):
-        t = self._learning_rate.last_epoch + 1 if isinstance(self._learning_rate, paddle.optimizer.lr.LRScheduler) \
-            else 1
-        b1, b2 = float(self._beta1), float(self._beta2)
-        correction2 = math.sqrt(1.0 - b2 ** t)
+        correction2 = math.sqrt(1.0 - float(self._beta2) ** self._t())
         self._epsilon = self._kb_epsilon / correction2  # Paddle multiplies it back by sqrt(1 - beta2**t)
-        if self._kb_weight_decay:
-            lr_t = self.get_lr() * correction2 / (1.0 - b1 ** t)
-            with paddle.no_grad():
-                for p in self._kb_decay_params:
-                    if p.stop_gradient or p._grad_ivar() is None:
-                        continue  # as Adam: no gradient, no update
-                    mult = p.optimize_attr.get("learning_rate", 1.0)
-                    p.scale_(1.0 - lr_t * mult * self._kb_weight_decay)  # from p before the Adam update
-        super().step()
+        super().step()  # DecoupledWeightDecay.step: the decay, then Adam's update
 
 
 class AdamWarmupStrategy(CombinedStrategy):
