@@ -46,6 +46,34 @@ def test_lr_find_on_a_ppocr_section_sweeps_with_the_optimizers_own_momentum():
     np.testing.assert_allclose(got, own, rtol=0, atol=1e-7)
 
 
+def test_lr_find_leaves_fit_one_cycles_momentum_out():
+    """FitOneCycleStrategy cycles beta1 0.95 -> 0.85; the sweep must run at the optimizer's own beta1 (0.9) with
+    everything else of the strategy: fastai's Adam (beta2 0.99, eps 1e-5) and decoupled wd 0.01 off biases."""
+    got, _ = _trajectory(strategy=ps.FitOneCycleStrategy(lr_max=1e-2))
+
+    def fastai_adam(beta1):
+        paddle.seed(0)
+        model = paddle.nn.Linear(3, 1)
+        decayed = {model.weight.name}
+        return _trajectory_with(model, paddle.optimizer.AdamW(
+            beta1=beta1, beta2=0.99, epsilon=1e-5, weight_decay=0.01, parameters=model.parameters(),
+            apply_decay_param_fun=decayed.__contains__))
+
+    assert not np.allclose(fastai_adam(0.95), fastai_adam(0.9), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(got, fastai_adam(0.9), rtol=0, atol=1e-7)
+
+
+def _trajectory_with(model, optimizer):
+    seen = []
+
+    def loss_fn(out, label):
+        seen.append(model.weight.numpy().copy())
+        return paddle.nn.functional.mse_loss(out, label)
+
+    lr_find(model, loss_fn, _data(), 1e-3, 1e-1, num_it=6, stop_div=False, optimizer=optimizer)
+    return np.stack(seen)
+
+
 def test_tools_lr_find_gets_the_ppocr_section_as_a_strategy(tmp_path):
     cfg = tmp_path / "c.yml"
     cfg.write_text("Global: {epoch_num: 1}\nArchitecture: {name: MiniLMClassifier}\n"

@@ -150,5 +150,8 @@ def test_fine_tune_plot(tmp_path):
     _, sched = s.build(model, 30, steps_per_epoch=10, sample_input=x)
     c = lr_curves(sched, 30, model=model)
     assert c.unfreeze_epochs == [0, 1, 1] and c.frozen[1:, :10].all() and not c.frozen[:, 10:].any()
-    np.testing.assert_allclose(c.lrs[:, 10:] / c.lrs[0, 10:], np.array(c.multipliers)[:, None] * np.ones((1, 20)))
+    # phase 2 spreads slice(base_lr / 2 / lr_mult, base_lr / 2) over 3 blocks: head, head / 10, head / 100
+    np.testing.assert_allclose(c.lrs[:, 10:] / c.lrs[0, 10:], [[1.0] * 20, [0.1] * 20, [0.01] * 20], rtol=1e-12)
+    # phase 1: fit_one_cycle(1 epoch, slice(base_lr), pct_start 0.99, div 25): starts at base_lr / 25 on the head
+    assert c.lrs[0, 0] == pytest.approx(2e-3 / 25, rel=1e-12)
     assert plot_lr(sched, 30, tmp_path / "fine_tune.png", model=model).read_bytes().startswith(PNG)
