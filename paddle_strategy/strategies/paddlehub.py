@@ -50,30 +50,31 @@ class AdamWeightDecayStrategy(_Preset):
                          regularization={"weight_decay": weight_decay}, clip={"GlobalNorm": 1.0})
 
 
-class DefaultFinetuneStrategy(_Preset):
+class _ConstantWithPenalty(_Preset):
+    """A constant learning rate and one coupled penalty (`_penalty`: a regularization key) of strength
+    regularization_coeff on the pretrained parameters."""
+
+    _args = ("learning_rate", "optimizer_name", "regularization_coeff")
+    _penalty = ""
+
+    def __init__(self, learning_rate=1e-4, optimizer_name="adam", regularization_coeff=1e-3):
+        self._learning_rate, self._optimizer_name = learning_rate, optimizer_name
+        self._regularization_coeff = regularization_coeff
+        check_number("regularization_coeff", regularization_coeff, low=0)
+        super().__init__(optimizer_name=optimizer_name, learning_rate=learning_rate,
+                         regularization={self._penalty: regularization_coeff})
+
+
+class DefaultFinetuneStrategy(_ConstantWithPenalty):
     """A constant learning rate and L2 (grad += c * w) on the pretrained parameters."""
 
-    _args = ("learning_rate", "optimizer_name", "regularization_coeff")
-
-    def __init__(self, learning_rate=1e-4, optimizer_name="adam", regularization_coeff=1e-3):
-        self._learning_rate, self._optimizer_name = learning_rate, optimizer_name
-        self._regularization_coeff = regularization_coeff
-        check_number("regularization_coeff", regularization_coeff, low=0)
-        super().__init__(optimizer_name=optimizer_name, learning_rate=learning_rate,
-                         regularization={"L2": regularization_coeff})
+    _penalty = "L2"
 
 
-class L2SPFinetuneStrategy(_Preset):
+class L2SPFinetuneStrategy(_ConstantWithPenalty):
     """A constant learning rate and L2-SP (grad += c * (w - w0)) towards the pretrained weights."""
 
-    _args = ("learning_rate", "optimizer_name", "regularization_coeff")
-
-    def __init__(self, learning_rate=1e-4, optimizer_name="adam", regularization_coeff=1e-3):
-        self._learning_rate, self._optimizer_name = learning_rate, optimizer_name
-        self._regularization_coeff = regularization_coeff
-        check_number("regularization_coeff", regularization_coeff, low=0)
-        super().__init__(optimizer_name=optimizer_name, learning_rate=learning_rate,
-                         regularization={"L2SP": regularization_coeff})
+    _penalty = "L2SP"
 
 
 class ULMFiTStrategy(_Preset):
