@@ -90,15 +90,15 @@ def write_atomic_dir(final, write):
 
 
 def heal_dir(parent):
-    """Finish or undo what a killed writer left in `parent`: `.tmp-*` directories are removed; a `.old-<name>-*`
-    directory is renamed back to `<name>` when `<name>` is missing and it is intact, else removed. Call it
-    only while holding the directory's lock (a live writer's temporary directory would be removed)."""
+    """Finish or undo what a killed writer left in `parent`: `.tmp-*` (and `.rng-*` staging) directories are
+    removed; a `.old-<name>-*` directory is renamed back to `<name>` when `<name>` is missing and it is intact,
+    else removed. Call it only while holding the directory's lock (a live writer's directories would go)."""
     if not os.path.isdir(parent):
         return []
     done = []
     for entry in sorted(os.listdir(parent)):
         path = os.path.join(parent, entry)
-        if entry.startswith(_TMP):
+        if entry.startswith((_TMP, ".rng-")):  # unfinished writes; .rng-*: a data-parallel save's RNG staging
             shutil.rmtree(path, ignore_errors=True)
             done.append(f"removed unfinished {entry}")
         elif entry.startswith(_OLD):
