@@ -6,7 +6,7 @@ config's 3-point `lr_grid` at the sweep size and seed 0, best dev accuracy wins 
 is also the table's seed-0 run at the sweep size. CombinedStrategy candidates (Bench.group: combined) compete the
 same way and only the best goes on. Then every cell runs with the chosen LR for each seed.
 
-    python tools/bench_transfer.py                      # the table in results/ (about 75 min on 2 CPU cores)
+    python tools/bench_transfer.py                      # the table in results/ (about 80 min on 2 CPU cores)
     python tools/bench_transfer.py --only ulmfit --sizes 200 --seeds 1 --out /tmp/one   # rerun one cell
     python tools/bench_transfer.py --quick --out /tmp/q  # a tiny version (seconds per run) for the tests
 
@@ -44,12 +44,13 @@ BASELINE = "plain_finetune"
 ORDER = ["linear_probe", "plain_finetune", "adam_weight_decay", "default_finetune", "l2sp_finetune", "ulmfit",
          "fastai_fine_tune"]
 BENCH_KEYS = ("label", "lr_key", "lr_grid", "epochs_key", "extra_epochs", "group")
-# The run plan per training-set size, sized from measured speed (2 shared CPU cores: ~0.95 s per full fine-tuning
-# step of 32 snippets, ~0.3 s with the encoder frozen, ~8 s per 1,000-snippet evaluation).
+# The run plan per training-set size, sized from measured speed: on the 2 shared CPU cores (other jobs running)
+# a full fine-tuning step of 32 snippets took ~1 s, ~0.3 s with the encoder frozen, and a 1,000-snippet
+# evaluation 8-15 s, so evaluations are few and the dev set is 500 snippets.
 PLAN = {
-    "full": {"sizes": {200: {"batch_size": 16, "epochs": 3, "eval_interval": None},
-                       2000: {"batch_size": 32, "epochs": 1, "eval_interval": 21}},
-             "seeds": [0, 1, 2], "sweep_size": 200, "max_len": 64, "dev_size": 1000, "test_size": 1000},
+    "full": {"sizes": {200: {"batch_size": 16, "epochs": 2, "eval_interval": None},
+                       2000: {"batch_size": 32, "epochs": 1, "eval_interval": 32}},
+             "seeds": [0, 1, 2], "sweep_size": 200, "max_len": 64, "dev_size": 500, "test_size": 1000},
     # 40 snippets in batches of 4: 10 steps, the fewest a 0.1 slanted-triangle / warmup fraction allows
     "quick": {"sizes": {40: {"batch_size": 4, "epochs": 1, "eval_interval": 5}},
               "seeds": [0, 1], "sweep_size": 40, "max_len": 16, "dev_size": 16, "test_size": 16,
