@@ -127,7 +127,7 @@ def test_quick_bench_end_to_end_records_every_run_and_resumes(tmp_path):
     assert not [p for p in os.listdir(tmp_path / "tmp") if p.startswith("bench_transfer_")]  # checkpoints gone
 
     before = (out / "transfer.csv").read_bytes()
-    again = _run(out, tmp_path / "tmp")  # everything is in transfer.csv already: nothing trains, the same bytes come out
+    again = _run(out, tmp_path / "tmp")  # all runs are in transfer.csv: nothing trains, the same bytes come out
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[run]" not in again.stdout
     assert (out / "transfer.csv").read_bytes() == before
