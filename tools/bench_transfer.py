@@ -91,6 +91,13 @@ def load_bench_config(path):
     return out
 
 
+def describe_section(section):
+    """The exact configuration of a run as `Name(key=value, ...)`: its Strategy section as the run used it (the
+    config's keys, the chosen LR, the epochs). Written from the section, not from the strategy's repr, so the
+    CSV does not change when the library's defaults or reprs do."""
+    return f"{section['name']}(" + ", ".join(f"{k}={v!r}" for k, v in section.items() if k != "name") + ")"
+
+
 def strategy_section(cfg, lr, epochs):
     """The Strategy section of one run: the config's, with the LR and (when the recipe takes them) epochs."""
     s = dict(cfg["strategy"], **{cfg["lr_key"]: lr})
@@ -141,7 +148,7 @@ def run_one(spec):
     test_acc = trainer.eval(test_ds)["acc"]
     wall = time.time() - start
     return {"steps": summary["steps"], "best_step": summary["best"]["step"], "dev_acc": summary["best"]["value"],
-            "test_acc": test_acc, "strategy_config": str(strategy), "wall_s": wall,
+            "test_acc": test_acc, "strategy_config": describe_section(spec["strategy_section"]), "wall_s": wall,
             "steps_per_s": summary["steps"] / wall,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
