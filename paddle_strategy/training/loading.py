@@ -12,7 +12,8 @@ peek of the constructor.
   index); the caller's streams are put back after each batch. A sample's augmentation therefore depends
   neither on the worker that fetches it, nor on the batch size or process count, nor on where a run was
   resumed, and dropout's stream is not touched. `sample_seed()` gives the same number to augmentation that
-  keeps its own generator.
+  keeps its own generator. Only where user code runs: a list / tuple / array / TensorDataset is indexed, and
+  Paddle's default collate runs, without reseeding (~10 us a sample saved; they draw no random numbers).
 """
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ def _to_tensors(obj):
     return obj
 
 
+_PLAIN_CONTAINERS = (list, tuple, np.ndarray, paddle.io.TensorDataset)
+
 # What a worker returns instead of a batch when the dataset or collate_fn raised: {_FAILURE: message, ...}
 # (Paddle would re-raise the exception in its reader thread, from where the caller gets a generic error).
 _FAILURE = "__paddle_strategy_data_error__"
@@ -99,6 +102,10 @@ class _Fetcher:
     def __init__(self, dataset, index_batches, collate_fn, seed, stream, epoch, first, name):
         self.dataset, self.batches = dataset, index_batches
         self.collate_fn = collate_fn or default_collate_fn
+        # Seeding costs ~10 us a sample: only where user code can draw random numbers. Indexing a list, a tuple,
+        # an array or a TensorDataset cannot, nor can Paddle's default collate.
+        self.seed_samples = not isinstance(dataset, _PLAIN_CONTAINERS)
+        self.seed_collate = collate_fn is not None
         self.key = (int(seed), _STREAMS[stream], int(epoch))
         self.name, self.epoch, self.first = name, epoch, first
 
@@ -112,12 +119,14 @@ class _Fetcher:
         where = f"(epoch {self.epoch}, batch {b})" if self.key[1] == _STREAMS["train"] else f"(batch {b})"
         samples = []
         for i in indices:
-            _seed_all(_mix(*self.key, 0, int(i)) & 0xFFFFFFFF)
+            if self.seed_samples:
+                _seed_all(_mix(*self.key, 0, int(i)) & 0xFFFFFFFF)
             try:
                 samples.append(self.dataset[i])
             except Exception as exc:
                 raise DataError(f"{self.name}[{i}] {where} raised {type(exc).__name__}: {exc}") from exc
-        _seed_all(_mix(*self.key, 1, int(indices[0])) & 0xFFFFFFFF)
+        if self.seed_collate:
+            _seed_all(_mix(*self.key, 1, int(indices[0])) & 0xFFFFFFFF)
         try:
             return self.collate_fn(samples)
         except Exception as exc:
@@ -128,6 +137,8 @@ class _Fetcher:
     def fetch_keeping_streams(self, j):
         """fetch(j), then put the caller's random streams back as they were."""
         global _current_seed
+        if not (self.seed_samples or self.seed_collate):
+            return self.fetch(j)  # nothing reseeded: the caller's streams are untouched
         py, npy, pd = random.getstate(), np.random.get_state(), _paddle_states()
         try:
             return self.fetch(j)
