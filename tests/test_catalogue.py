@@ -10,6 +10,8 @@ import pytest
 from paddle_strategy import catalogue as cat
 from paddle_strategy.lr import StrategyLR
 
+from helpers import torch_warm_restarts_at
+
 
 def curve(schedule, n, start=0):
     return [schedule(t) for t in range(start, n)]
@@ -447,19 +449,6 @@ def torch_warm_restarts(n_epochs, T_0, T_mult, eta_min, lr):
         if T_cur >= T_i:
             T_cur, T_i = T_cur % T_i, T_i * T_mult
     return out
-
-
-def torch_warm_restarts_at(epoch, T_0, T_mult, eta_min, lr):
-    """torch's step(epoch) closed form (log-based), for fractional epochs."""
-    if epoch >= T_0:
-        if T_mult == 1:
-            T_cur, T_i = epoch % T_0, T_0
-        else:
-            n = int(math.log((epoch / T_0 * (T_mult - 1) + 1), T_mult))
-            T_cur, T_i = epoch - T_0 * (T_mult ** n - 1) / (T_mult - 1), T_0 * T_mult ** n
-    else:
-        T_cur, T_i = epoch, T_0
-    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
 
 
 @pytest.mark.parametrize("T_0,T_mult", [(10, 1), (10, 2), (3, 3)])

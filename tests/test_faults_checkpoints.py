@@ -17,36 +17,14 @@ import paddle_strategy as ps
 from paddle_strategy import program
 from paddle_strategy.checkpoints import verify_dir
 
+from helpers import assert_same_params as assert_same
+from helpers import checkpoint_steps as steps
+from helpers import final_params as params
+from helpers import run_trainer_worker as run_worker
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "trainer_worker.py")
 CKPT_FILES = {"MANIFEST.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "rng_0.json"}
-
-
-def run_worker(out, *args, timeout=300):
-    return subprocess.run([sys.executable, WORKER, str(out), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def steps(path):
-    return sorted(n for n in os.listdir(path) if n.startswith("step_"))
-
-
-def params(path):
-    return dict(np.load(os.path.join(path, "final.npz")))
-
-
-def assert_same(got, want):
-    assert got.keys() == want.keys()
-    for k in got:
-        assert np.array_equal(got[k], want[k]), k
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
-    r = run_worker(out)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return params(out)
 
 
 def classification_data(n=40, seed=0):

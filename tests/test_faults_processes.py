@@ -9,7 +9,6 @@ import ctypes
 import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,9 @@ import paddle_strategy as ps
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import trainer_worker  # noqa: E402
+from helpers import assert_same_params as assert_same  # noqa: E402
+from helpers import checkpoint_steps as steps  # noqa: E402
+from helpers import final_params as params  # noqa: E402
 
 
 def tagged(tag):
@@ -102,20 +104,6 @@ def runs():
     r = Runs()
     yield r
     r.cleanup()
-
-
-def params(path):
-    return dict(np.load(os.path.join(path, "final.npz")))
-
-
-def assert_same(got, want):
-    assert got.keys() == want.keys()
-    for k in got:
-        assert np.array_equal(got[k], want[k]), k
-
-
-def steps(path):
-    return sorted(n for n in os.listdir(path) if n.startswith("step_"))
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from paddle_strategy import catalogue as cat
 from paddle_strategy.lr import StrategyLR
 from paddle_strategy.plotting import plot_lr
 
+from helpers import torch_warm_restarts_at
+
 
 def curve(schedule, n, start=0):
     return [schedule(t) for t in range(start, n)]
@@ -134,19 +136,6 @@ def test_ppocr_combinations_paddleocr_refuses_are_refused_before_training(cfg, p
 
 
 # ================================================================ 2. torch CosineAnnealingWarmRestarts, fractional
-def torch_warm_restarts_step(epoch, T_0, T_mult, eta_min, base_lr):
-    """torch CosineAnnealingWarmRestarts.step(epoch) with an explicit (fractional) epoch: its closed form."""
-    if epoch >= T_0:
-        if T_mult == 1:
-            T_cur, T_i = epoch % T_0, T_0
-        else:
-            n = int(math.log((epoch / T_0 * (T_mult - 1) + 1), T_mult))
-            T_cur, T_i = epoch - T_0 * (T_mult ** n - 1) / (T_mult - 1), T_0 * T_mult ** n
-    else:
-        T_cur, T_i = epoch, T_0
-    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
-
-
 def torch_documented_loop(n_steps, iters, T_0, T_mult, eta_min, base_lr):
     """The LR each update trains with under torch's docs: for epoch: for i in range(iters): train (optimizer
     .step()) at the current LR, then scheduler.step(epoch + i / iters)."""
@@ -154,7 +143,7 @@ def torch_documented_loop(n_steps, iters, T_0, T_mult, eta_min, base_lr):
     for epoch in range(n_steps // iters + 1):
         for i in range(iters):
             used.append(lr)
-            lr = torch_warm_restarts_step(epoch + i / iters, T_0, T_mult, eta_min, base_lr)
+            lr = torch_warm_restarts_at(epoch + i / iters, T_0, T_mult, eta_min, base_lr)
     return used[:n_steps]
 
 

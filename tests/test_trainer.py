@@ -18,6 +18,8 @@ from paddle_strategy.checkpoints import verify_dir as _verify_dir
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import trainer_worker  # noqa: E402
+from helpers import final_params as params  # noqa: E402
+from helpers import run_trainer_worker as run_worker  # noqa: E402
 
 
 def regression_data(n=20, d=3, seed=0):
@@ -32,15 +34,6 @@ def classification_data(n=40, seed=0):
     x = rng.normal(size=(n, 4)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
     return [(x[i], y[i]) for i in range(n)]
-
-
-def run_worker(out, *args):
-    return subprocess.run([sys.executable, os.path.join(HERE, "trainer_worker.py"), str(out), *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
-
-
-def params(path):
-    return dict(np.load(os.path.join(path, "final.npz")))
 
 
 # ------------------------------------------------------------------------------------------------ RunConfig
@@ -166,14 +159,6 @@ def test_sgd_trainer_equals_the_update_rule_on_the_global_order(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ resume
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("uninterrupted")
-    r = run_worker(out)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return params(out)
-
-
 def test_killed_run_resumes_mid_epoch_bit_identical(tmp_path, uninterrupted):
     # 60 samples / batch 8 = 8 steps per epoch; checkpoints every 5 steps; killed after update 13, so it
     # resumes from step 10: epoch 1, batch 2 - after block 1 unfroze, with dropout and Adam moments
