@@ -2,11 +2,14 @@
 
     python trainer_worker.py CKPT_DIR [--kill-at STEP] [--batch-size B] [--nan-at STEP] [--nan-input N]
         [--callable-schedule] [--sleep-at STEP --sleep S] [--fill-disk-at STEP] [--kill-in-best-swap]
+        [--accum K] [--ema DECAY] [--kill-at-call N] [--term-at-call N] [--count-allreduce]
 
 Model: Linear/Dropout/ReLU stack; strategy: slanted triangle + discriminative LR + gradual unfreezing + L2-SP +
 global-norm clip on Adam, so a resume must restore moments, schedule, frozen blocks, references and dropout RNG.
-With --kill-at the process SIGKILLs itself right after that optimizer update. The final parameters are written
-to CKPT_DIR/final.npz (rank 0).
+With --kill-at the process SIGKILLs itself right after that optimizer update; with --kill-at-call / --term-at-call
+it sends itself SIGKILL / SIGTERM inside the N-th loss_fn call (a micro-batch: with --accum K, possibly in the
+middle of an update). The final parameters are written to CKPT_DIR/final.npz (rank 0), the EMA's to ema.npz,
+and with --count-allreduce each rank writes its number of all_reduce calls and updates to allreduce_<rank>.json.
 """
 import argparse
 import os
@@ -71,11 +74,25 @@ def main(argv=None):
     p.add_argument("--fill-disk-at", type=int, default=0)
     p.add_argument("--kill-in-best-swap", action="store_true", help="SIGKILL between best_model's two renames")
     p.add_argument("--eval", action="store_true", help="finetune_and_eval on the last 20 samples")
+    p.add_argument("--accum", type=int, default=1, help="gradient_accumulation_steps")
+    p.add_argument("--ema", type=float, default=None, help="ema_decay")
+    p.add_argument("--kill-at-call", type=int, default=0)
+    p.add_argument("--term-at-call", type=int, default=0)
+    p.add_argument("--count-allreduce", action="store_true")
     a = p.parse_args(argv)
     net = model(a.dropout)
     config = ps.RunConfig(log_interval=4, use_cuda=False, checkpoint_dir=a.out, num_epoch=a.epochs,
                           batch_size=a.batch_size, save_ckpt_interval=5, eval_interval=4,
-                          strategy=strategy(callable_schedule=a.callable_schedule), seed=3)
+                          strategy=strategy(callable_schedule=a.callable_schedule), seed=3,
+                          gradient_accumulation_steps=a.accum, ema_decay=a.ema)
+    reduces = {"n": 0}
+    if a.count_allreduce:
+        all_reduce = paddle.distributed.all_reduce
+
+        def counting_all_reduce(*args, **kwargs):
+            reduces["n"] += 1
+            return all_reduce(*args, **kwargs)
+        paddle.distributed.all_reduce = counting_all_reduce
     calls = {"n": 0}
     ce = paddle.nn.CrossEntropyLoss()
 
@@ -86,6 +103,8 @@ def main(argv=None):
             time.sleep(a.sleep)
         if calls["n"] == a.fill_disk_at:
             fill_disk(a.out)
+        if calls["n"] in (a.kill_at_call, a.term_at_call):
+            os.kill(os.getpid(), signal.SIGKILL if calls["n"] == a.kill_at_call else signal.SIGTERM)
         loss = ce(out, label)
         return loss * float("nan") if calls["n"] == a.nan_at else loss
 
@@ -118,8 +137,14 @@ def main(argv=None):
                 os.kill(os.getpid(), signal.SIGKILL)
         trainer.optimizer.step = step_then_maybe_die
     trainer.finetune_and_eval() if a.eval else trainer.finetune()
+    if a.count_allreduce:
+        import json
+        with open(os.path.join(a.out, f"allreduce_{paddle.distributed.get_rank()}.json"), "w") as f:
+            json.dump({"all_reduce": reduces["n"], "updates": trainer.global_step}, f)
     if paddle.distributed.get_rank() == 0:
         np.savez(os.path.join(a.out, "final.npz"), **{k: v.numpy() for k, v in net.state_dict().items()})
+        if a.ema is not None:
+            np.savez(os.path.join(a.out, "ema.npz"), **{k: v.numpy() for k, v in trainer.ema_state_dict().items()})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@
     loading.py           one batch rule: fetch + collate (workers that die with the run), seeded augmentation,
                          splitting a batch into inputs and label
     stopping.py          SIGTERM / SIGINT: stop at a batch boundary
-    trainer.py           Trainer: set-up, the step, the run loop
+    trainer.py           Trainer: set-up and the run loop
+    updates.py           one optimizer update: gradient accumulation, AMP, data-parallel averaging, finite check
+    events.py            hooks: PaddleHub 1.x's add_hook / delete_hook / modify_hook / hook_info, the defaults
+    hooks.py             the hook registry, HookError, EarlyStopping
+    averaging.py         the EMA of the weights
+    precision.py         mixed precision (auto_cast, GradScaler, decorate) on a GPU
     checkpoints.py       the Trainer's checkpoints: save, prune, resume, lock, rewind
     checkpoint_files.py  atomic directories, manifests, safetensors / JSON, the lock, fingerprints
     evaluation.py        eval(), predict(), the best model
@@ -13,6 +18,7 @@
     metrics.py           acc, f1, precision, recall, matthews
 """
 from .checkpoint_files import CheckpointError, load_weights
+from .hooks import EVENTS, EarlyStopping, HookError
 from .loading import DataError, sample_seed
 from .run_config import RunConfig
 from .sampling import GlobalBatchSampler
@@ -20,4 +26,4 @@ from .stopping import TrainingInterrupted, TrainingTerminated
 from .trainer import Trainer
 
 __all__ = ["RunConfig", "Trainer", "GlobalBatchSampler", "CheckpointError", "load_weights", "DataError",
-           "sample_seed", "TrainingInterrupted", "TrainingTerminated"]
+           "sample_seed", "TrainingInterrupted", "TrainingTerminated", "EarlyStopping", "HookError", "EVENTS"]

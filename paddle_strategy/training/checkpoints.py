@@ -24,7 +24,9 @@ class Checkpointing:
                 "strategy": ckpt.describe(cfg.strategy),
                 "data": {"train_samples": len(self.train_dataset), "batch_size": cfg.batch_size,
                          "processes": self.nranks, "num_epoch": cfg.num_epoch, "seed": cfg.seed,
-                         "shuffle": cfg.shuffle, "grouped_by_length": self.lengths is not None}}
+                         "shuffle": cfg.shuffle, "grouped_by_length": self.lengths is not None,
+                         "gradient_accumulation_steps": cfg.gradient_accumulation_steps},
+                "ema": None if self.ema is None else {"decay": self.ema.decay, "type": self.ema.decay_type}}
 
     def _take_lock(self):
         """Lock checkpoint_dir (which also proves it writable) and tidy what a killed run left there, before
@@ -59,18 +61,19 @@ class Checkpointing:
         self.global_step = 0
         for p in self.model.parameters():  # a half-done step's gradients (clear_grad skips frozen parameters)
             p.clear_gradient(False)
-        self._resume()
+        resumed = self._resume()
         if self.global_step == 0:
             raise RuntimeError(f"Trainer: {stuck}, and {self.config.checkpoint_dir} holds no intact checkpoint "
                                "to go back to: the model and optimizer are half-way through an update. Build "
                                "the model and Trainer again to start over.")
         self._step_in_flight = None
         self._say(f"[resume] {stuck}; went back to the checkpoint of step {self.global_step}.")
+        return resumed
 
     def _checkpoint_files(self):
         """The files a checkpoint of this run needs (each must be listed in its manifest)."""
         return ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] + [
-            f"rng_{r}.json" for r in range(self.nranks)]
+            f"rng_{r}.json" for r in range(self.nranks)] + (["ema.safetensors"] if self.ema is not None else [])
 
     def _step_names(self):
         """step_<n> folder names in checkpoint_dir, newest first (intact or not)."""
@@ -168,11 +171,18 @@ class Checkpointing:
             state = {"format": ckpt.FORMAT, "fingerprint": self._fingerprint, "global_step": self.global_step,
                      "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
                      "history": self.history, "scheduler": self.lr_scheduler.state_dict(),
+                     "amp": self.amp.state_dict(), "hooks": {key: hook.state_dict() for key, hook in
+                                                             self._hooks.stateful().items()},
                      "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+            if self.ema is not None:
+                state["ema_updates"] = self.ema.updates
+                ema_state = self.ema.arrays()
 
             def write(tmp):
                 ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), model_state)
                 ckpt.save_tensors(os.path.join(tmp, "optimizer.safetensors"), opt_state)
+                if self.ema is not None:
+                    ckpt.save_tensors(os.path.join(tmp, "ema.safetensors"), ema_state)
                 with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
                     json.dump(state, f, indent=1)
                 if self.nranks > 1:
@@ -191,9 +201,19 @@ class Checkpointing:
             self._prune()
         if self.nranks > 1:
             paddle.distributed.barrier()
+        self._saved_at = self.global_step
+        return final
 
     def _check_fingerprint(self, path, got):
         want = self._fingerprint
+        got_ema, want_ema = got.get("ema"), want["ema"]  # checkpoints from before EMA existed have none
+        if got_ema != want_ema:
+            def said(e):
+                return "no weight average (ema_decay=None)" if e is None else \
+                    f"ema_decay={e['decay']!r}, ema_decay_type={e['type']!r}"
+            raise CheckpointError(f"{path} was written with {said(got_ema)}, this run has {said(want_ema)}; the "
+                                  f"average cannot be continued (nor started afresh from the middle of a run) "
+                                  f"exactly. Use the same setting or another checkpoint_dir.")
         if got["parameters"] != want["parameters"]:
             have = {n: (s, d) for n, s, d in got["parameters"]}
             mine = {n: (s, d) for n, s, d in want["parameters"]}
@@ -207,10 +227,11 @@ class Checkpointing:
             shown = "\n".join(f"  {k}: {_short(a)} there, {_short(b)} here" for k, a, b in diffs[:5])
             raise CheckpointError(f"{path} was written with a different strategy ({len(diffs)} setting(s) differ):\n"
                                   f"{shown}\nUse another checkpoint_dir to start afresh.")
-        if got["data"] != want["data"]:
-            keys = [k for k in want["data"] if got["data"].get(k) != want["data"][k]]
+        got_data = {"gradient_accumulation_steps": 1, **got["data"]}  # older checkpoints: k was always 1
+        if got_data != want["data"]:
+            keys = [k for k in want["data"] if got_data.get(k) != want["data"][k]]
             raise CheckpointError(f"{path} was written for a different run: "
-                                  + ", ".join(f"{k} {got['data'].get(k)!r} there, {want['data'][k]!r} here"
+                                  + ", ".join(f"{k} {got_data.get(k)!r} there, {want['data'][k]!r} here"
                                               for k in keys) + ". Use another checkpoint_dir.")
 
     def _read_checkpoint(self, path):
@@ -229,13 +250,20 @@ class Checkpointing:
         opt_state = ckpt.load_tensors(os.path.join(path, "optimizer.safetensors"))
         with open(os.path.join(path, f"rng_{self.rank}.json"), encoding="utf-8") as f:
             rng = json.load(f)
-        return None, (state, model_state, opt_state, rng)
+        ema_state = None
+        if self.ema is not None:
+            ema_state = ckpt.load_tensors(os.path.join(path, "ema.safetensors"))
+            self.ema.check(ema_state, state.get("ema_updates"))
+            bad = ckpt.nonfinite(ema_state.items())
+            if bad is not None:
+                return f"the weight average of {bad!r} holds NaN or inf", None
+        return None, (state, model_state, opt_state, rng, ema_state)
 
     def _resume(self):
         """Load the newest intact checkpoint in checkpoint_dir (or config.resume_from), if any; damaged ones are
         skipped (said so); an old-format or another run's checkpoint is refused (CheckpointError)."""
         if self.global_step > 0:
-            return  # this Trainer already trained: it continues from where it is
+            return None  # this Trainer already trained: it continues from where it is
         named = self.config.resume_from
         if named:
             newer = [n for n in self._intact_names() if int(n[5:]) > int(os.path.basename(named)[5:])]
@@ -265,8 +293,15 @@ class Checkpointing:
                     raise CheckpointError(f"resume_from={named!r} is damaged: {problem}.")
                 self._say(f"[resume] skipping damaged checkpoint {path}: {problem}")
                 continue
-            state, model_state, opt_state, rng = loaded
+            state, model_state, opt_state, rng, ema_state = loaded
             self.model.set_state_dict(model_state)
+            if self.ema is not None:
+                self.ema.load(ema_state, state["ema_updates"])
+            self.amp.set_state_dict(state.get("amp") or {})
+            saved_hooks = state.get("hooks") or {}
+            for key, hook in self._hooks.stateful().items():
+                if key in saved_hooks:
+                    hook.set_state_dict(saved_hooks[key])
             self._load_optimizer_state(opt_state, state["scheduler"])  # the schedule step and frozen blocks too
             ckpt.set_rng_state(rng, cuda=self.device.startswith("gpu"))
             self.global_step, self.epoch = state["global_step"], state["epoch"]
@@ -274,7 +309,8 @@ class Checkpointing:
             self.best, self.history = state["best"], state["history"]
             self._say(f"[resume] from {path}: step {self.global_step}/{self.max_train_steps}, epoch {self.epoch}, "
                       f"batch {self.batch_in_epoch}")
-            return
+            return path
+        return None
 
 
 def _short(value, limit=200):

@@ -1,6 +1,8 @@
-"""The Trainer's evaluation and prediction, and the best model (NaN is the worst value)."""
+"""The Trainer's evaluation and prediction, and the best model (NaN is the worst value). With an EMA of the
+weights, evaluation, prediction and the best model use the averaged weights; the raw ones are put back after."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -21,10 +23,32 @@ class Evaluation:
 
     def eval(self, dataset=None):
         """Evaluate on `dataset` (default eval_dataset): {'loss': mean loss, metric: value, ...}."""
+        return self._eval(dataset, during_training=False)
+
+    def _eval(self, dataset, during_training):
         dataset = self.eval_dataset if dataset is None else dataset
         if dataset is None:
             raise ValueError("Trainer.eval: no dataset given and no eval_dataset.")
         name = "eval_dataset" if dataset is self.eval_dataset else "dataset"
+        self._build_env("eval")
+        with self._averaged_weights():
+            self._fire("eval_start_event", dataset=name, num_samples=len(dataset), during_training=during_training)
+            result = self._evaluate(dataset, name)
+            metric, value = self._main_metric(result)
+            if during_training:
+                self.history.append({"step": self.global_step, "epoch": self.epoch, **result})
+            self._fire("eval_end_event", dataset=name, num_samples=len(dataset), during_training=during_training,
+                       result=result, metric=metric, value=value)
+        if during_training and getattr(self.lr_scheduler, "plateau", None) is not None \
+                and self.lr_scheduler.report(value):
+            self._say(f"[plateau] {metric} has not improved: learning rate x{self.lr_scheduler.scale:.3g} from now on")
+        return result
+
+    def _averaged_weights(self):
+        """A context in which the model holds the EMA weights (if any)."""
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+
+    def _evaluate(self, dataset, name):
         loader = self._batches(SequentialBatches(len(dataset), self.eval_batch_size), num_workers=0,
                                dataset=dataset, name=name, stream="eval")
         was_training = self.model.training
@@ -65,19 +89,21 @@ class Evaluation:
             name = extra[0] if (self.hub_protocol and extra and name is None) else "loss"
         return name, result[name]
 
-    def _evaluate_and_keep_best(self):
-        result = self.eval()
-        name, value = self._main_metric(result)
+    def _evaluate_in_training(self):
+        """The default eval_interval_event: evaluate eval_dataset (eval_end_event's default keeps the best)."""
+        return self._eval(None, during_training=True)
+
+    def _report_and_keep_best(self, info):
+        """The default eval_end_event during training: the [eval] line, eval/* scalars, and best_model when the
+        main metric beats the best so far (with an EMA, the averaged weights are in the model here)."""
+        result, name, value = info["result"], info["metric"], info["value"]
         better = _better(value, None if self.best is None else self.best["value"], lower=name == "loss")
-        record = {"step": self.global_step, "epoch": self.epoch, **result}
-        self.history.append(record)
         self._say(f"[eval] step {self.global_step} " + " ".join(f"{k} {v:.4f}" for k, v in result.items())
                   + ("  (best so far, saved)" if better else ""))
         self._scalars({f"eval/{k}": v for k, v in result.items()}, self.global_step)
-        if getattr(self.lr_scheduler, "plateau", None) is not None and self.lr_scheduler.report(value):
-            self._say(f"[plateau] {name} has not improved: learning rate x{self.lr_scheduler.scale:.3g} from now on")
         if better:
-            self.best = {"step": self.global_step, "metric": name, "value": value, "eval": result}
+            self.best = {"step": self.global_step, "metric": name, "value": value, "eval": result,
+                         "weights": "ema" if self.ema is not None else "raw"}
             if self.is_main:
                 final = os.path.join(self.config.checkpoint_dir, "best_model")
                 self._check_parameters_finite(final)
@@ -88,7 +114,6 @@ class Evaluation:
                     with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
                         json.dump(self.best, f, indent=1)
                 ckpt.write_atomic_dir(final, write)
-        return result
 
     def predict(self, dataset, batch_size=None, has_label=None):
         """Model outputs for every sample of `dataset` (numpy, concatenated over batches).
@@ -96,6 +121,14 @@ class Evaluation:
         has_label: whether each sample's last field is a label to leave out; None guesses from the number
         of positional arguments model.forward takes.
         """
+        self._build_env("predict")
+        with self._averaged_weights():
+            self._fire("predict_start_event", num_samples=len(dataset))
+            outputs = self._predict(dataset, batch_size, has_label)
+            self._fire("predict_end_event", num_samples=len(dataset), outputs=outputs)
+        return outputs
+
+    def _predict(self, dataset, batch_size, has_label):
         bs = batch_size or self.eval_batch_size
         loader = self._batches(SequentialBatches(len(dataset), bs), num_workers=0, dataset=dataset, stream="eval")
         was_training = self.model.training

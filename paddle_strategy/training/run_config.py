@@ -6,9 +6,13 @@ import time
 
 import numpy as np
 
-from .._checks import check_number
+from .._checks import check_bool, check_choice, check_number, check_strings
 
-__all__ = ["RunConfig"]
+__all__ = ["RunConfig", "EMA_TYPES", "AMP_DTYPES", "AMP_LEVELS"]
+
+EMA_TYPES = ("constant", "threshold", "exponential")
+AMP_DTYPES = ("float16", "bfloat16")
+AMP_LEVELS = ("O1", "O2")
 
 
 class _Default:
@@ -42,12 +46,24 @@ class RunConfig:
     eval_start_step (no periodic evaluation before this step; PP-OCR's eval_batch_step[0]), resume_from (a
     step_<n> checkpoint directory to resume from; checkpoint_dir then defaults to its parent, and it must be
     the newest checkpoint there, so two runs' checkpoints never mix).
+    gradient_accumulation_steps: k micro-batches of batch_size make one optimizer update (a short last group of an
+    epoch is one update of exactly its samples); every step count (intervals, schedule, epochs) counts updates.
+    ema_decay / ema_decay_type: an exponential moving average of the weights, updated after every optimizer
+    update (types: constant, threshold, exponential); eval(), predict() and best_model use it.
+    use_amp / amp_dtype / amp_level / scale_loss / use_dynamic_loss_scaling / amp_custom_white_list /
+    amp_custom_black_list: mixed precision on a GPU (paddle.amp.auto_cast + GradScaler; PaddleOCR's names). On a
+    CPU it changes nothing (said once).
+    save_final_checkpoint: write a checkpoint at the end of training (False: only the periodic ones and those a
+    signal or a stop request writes).
     """
 
     def __init__(self, log_interval=10, eval_interval=100, use_pyreader=_Default(True), use_data_parallel=True,
                  save_ckpt_interval=None, use_cuda=True, checkpoint_dir=None, num_epoch=1, batch_size=32,
                  enable_memory_optim=_Default(False), strategy=None, *, seed=0, keep_checkpoints=3, num_workers=0,
-                 shuffle=True, eval_start_step=0, resume_from=None):
+                 shuffle=True, eval_start_step=0, resume_from=None, gradient_accumulation_steps=1, ema_decay=None,
+                 ema_decay_type="constant", use_amp=False, amp_dtype="float16", amp_level="O1", scale_loss=65536.0,
+                 use_dynamic_loss_scaling=True, amp_custom_white_list=None, amp_custom_black_list=None,
+                 save_final_checkpoint=True):
         for name, value in (("use_pyreader", use_pyreader), ("enable_memory_optim", enable_memory_optim)):
             if _given(value):
                 print(f"RunConfig: {name}={value!r} is accepted for PaddleHub 1.x compatibility and ignored "
@@ -69,6 +85,21 @@ class RunConfig:
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"RunConfig.{name} must be True or False, got {value!r}.")
         self.use_data_parallel, self.use_cuda, self.shuffle = bool(use_data_parallel), bool(use_cuda), bool(shuffle)
+        self.gradient_accumulation_steps = check_number("RunConfig.gradient_accumulation_steps",
+                                                        gradient_accumulation_steps, low=1, integer=True)
+        self.ema_decay = None if ema_decay is None else check_number(
+            "RunConfig.ema_decay", ema_decay, low=0, high=1, low_open=True, high_open=True)
+        self.ema_decay_type = check_choice("RunConfig.ema_decay_type", ema_decay_type, EMA_TYPES)
+        self.use_amp = check_bool("RunConfig.use_amp", use_amp)
+        self.amp_dtype = check_choice("RunConfig.amp_dtype", amp_dtype, AMP_DTYPES)
+        self.amp_level = check_choice("RunConfig.amp_level", amp_level, AMP_LEVELS)
+        self.scale_loss = float(check_number("RunConfig.scale_loss", scale_loss, low=0, low_open=True))
+        self.use_dynamic_loss_scaling = check_bool("RunConfig.use_dynamic_loss_scaling", use_dynamic_loss_scaling)
+        self.amp_custom_white_list = None if amp_custom_white_list is None else check_strings(
+            "RunConfig.amp_custom_white_list", amp_custom_white_list, non_empty=True)
+        self.amp_custom_black_list = None if amp_custom_black_list is None else check_strings(
+            "RunConfig.amp_custom_black_list", amp_custom_black_list, non_empty=True)
+        self.save_final_checkpoint = check_bool("RunConfig.save_final_checkpoint", save_final_checkpoint)
         if resume_from is not None:
             if not isinstance(resume_from, (str, os.PathLike)):
                 raise TypeError(f"RunConfig.resume_from must be a path, got {resume_from!r}.")
@@ -104,5 +135,7 @@ class RunConfig:
     def __repr__(self):
         keys = ("log_interval", "eval_interval", "use_data_parallel", "save_ckpt_interval", "use_cuda",
                 "checkpoint_dir", "num_epoch", "batch_size", "strategy", "seed", "keep_checkpoints", "num_workers",
-                "shuffle", "eval_start_step", "resume_from")
+                "shuffle", "eval_start_step", "resume_from", "gradient_accumulation_steps", "ema_decay",
+                "ema_decay_type", "use_amp", "amp_dtype", "amp_level", "scale_loss", "use_dynamic_loss_scaling",
+                "amp_custom_white_list", "amp_custom_black_list", "save_final_checkpoint")
         return "RunConfig(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in keys) + ")"

@@ -54,21 +54,47 @@ class Logging:
                 fields[f"lr_block{k}"] = lr * m
         return fields
 
-    def _log_train(self, window, lr, epoch):
+    @staticmethod
+    def _new_window():
+        """What the [train] line averages since the last one: updates, their losses, samples, time."""
+        return {"loss": 0.0, "n": 0, "samples": 0, "hub": {}, "skipped": 0, "t": time.time()}
+
+    @staticmethod
+    def _count(window, value, hub, samples, skipped):
+        window["loss"] += value
+        window["n"] += 1
+        window["samples"] += samples
+        window["skipped"] += int(skipped)
+        for k, v in hub.items():
+            window["hub"][k] = window["hub"].get(k, 0.0) + v
+
+    def _train_info(self, window, lr, epoch):
+        """The log_interval_event's info: mean loss and metrics since the last line, the LR (and per block),
+        updates per second, samples, updates skipped by the float16 loss scaler."""
         elapsed = time.time() - window["t"]
-        fields = {"loss": window["loss"] / window["n"]}
+        metrics = {}
         for m in self.train_metrics:
-            fields[m.name] = m.accumulate()
+            metrics[m.name] = m.accumulate()
             m.reset()
         for k, v in window["hub"].items():
-            fields[k] = v / window["samples"]
+            metrics[k] = v / window["samples"]
         lr_fields = self._lr_fields(lr)
-        speed = window["n"] / elapsed if elapsed > 0 else float("inf")
-        blocks = [v for k, v in lr_fields.items() if k.startswith("lr_block")]
-        self._say(f"[train] epoch {epoch + 1}/{self.config.num_epoch} step {self.global_step}/{self.max_train_steps} "
-                  + " ".join(f"{k} {v:.4f}" for k, v in fields.items())
-                  + f" lr {lr:.3e}" + (f" (blocks {' '.join(f'{v:.2e}' for v in blocks)})" if blocks else "")
-                  + f" {speed:.2f} steps/s")
-        self._scalars({**{f"train/{k}": v for k, v in fields.items()},
-                       **{f"train/{k}": v for k, v in lr_fields.items()}}, self.global_step)
-        window.update({"loss": 0.0, "n": 0, "samples": 0, "hub": {}, "t": time.time()})
+        return {"epoch": epoch, "loss": window["loss"] / window["n"], "metrics": metrics, "lr": lr,
+                "lr_blocks": [v for k, v in lr_fields.items() if k.startswith("lr_block")],
+                "steps_per_second": window["n"] / elapsed if elapsed > 0 else float("inf"),
+                "samples": window["samples"], "skipped_updates": window["skipped"]}
+
+    def _print_train_line(self, info):
+        """The default log_interval_event: the [train] line and the train/* scalars."""
+        fields = {"loss": info["loss"], **info["metrics"]}
+        blocks = info["lr_blocks"]
+        skipped = (f" skipped {info['skipped_updates']} (fp16 overflow)" if self.amp.scaler is not None else "")
+        self._say(f"[train] epoch {info['epoch'] + 1}/{self.config.num_epoch} step {self.global_step}/"
+                  f"{self.max_train_steps} " + " ".join(f"{k} {v:.4f}" for k, v in fields.items())
+                  + f" lr {info['lr']:.3e}" + (f" (blocks {' '.join(f'{v:.2e}' for v in blocks)})" if blocks else "")
+                  + skipped + f" {info['steps_per_second']:.2f} steps/s")
+        scalars = {**{f"train/{k}": v for k, v in fields.items()}, **{f"train/{k}": v for k, v in
+                                                                          self._lr_fields(info["lr"]).items()}}
+        if self.amp.scaler is not None:
+            scalars["train/skipped_updates"] = info["skipped_updates"]
+        self._scalars(scalars, self.global_step)

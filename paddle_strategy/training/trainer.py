@@ -1,6 +1,7 @@
-"""The Trainer: set-up (device, data order, the strategy built on the first batch), the step (with the
-finite check and data-parallel averaging) and the run loop (signals, evaluation, checkpoints). Its other
-jobs are mixins beside it: checkpoints.py, evaluation.py, scalars.py; RunConfig is run_config.py.
+"""The Trainer: set-up (device, data order, the strategy built on the first batch) and the run loop (signals,
+events, evaluation, checkpoints). Its other jobs are mixins beside it: updates.py (one optimizer update:
+accumulation, AMP, averaging, the finite check), events.py (hooks), checkpoints.py, evaluation.py, scalars.py;
+RunConfig is run_config.py, the EMA averaging.py, mixed precision precision.py.
 
     config = ps.RunConfig(num_epoch=3, batch_size=32, strategy=ps.ULMFiTStrategy(), checkpoint_dir="ckpt")
     trainer = ps.Trainer(model, config, train_ds, dev_ds, loss_fn=paddle.nn.CrossEntropyLoss(), metrics=["acc"])
@@ -12,7 +13,6 @@ same script again with the same `checkpoint_dir` resumes from the newest intact 
 """
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
@@ -22,14 +22,18 @@ import paddle
 from .._checks import check_number
 from ..blocks import TraceCall
 from .checkpoint_files import CheckpointError
+from .averaging import WeightAverage
 from .checkpoints import Checkpointing
 from .evaluation import Evaluation
-from .loading import Batches, batch_size, split_batch, to_numpy
+from .events import Events
+from .loading import Batches, split_batch
 from .metrics import make_metrics
+from .precision import MixedPrecision
 from .run_config import RunConfig
 from .sampling import GlobalBatchSampler
 from .scalars import Logging
 from .stopping import StopSignals, stopped
+from .updates import Updates, groups
 
 __all__ = ["RunConfig", "Trainer", "CheckpointError", "GlobalBatchSampler"]
 
@@ -53,7 +57,7 @@ def _select_device(use_cuda):
 
 
 # ---------------------------------------------------------------------------------------------- trainer
-class Trainer(Checkpointing, Logging, Evaluation):
+class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
     """Train `model` with `config.strategy`.
 
     model: a paddle.nn.Layer called as `model(*inputs)` on each batch (inputs = every field but the last,
@@ -67,6 +71,8 @@ class Trainer(Checkpointing, Logging, Evaluation):
       length (shuffled within runs of 16 batches) so padding stays small.
     pretrained: what L2 / L2-SP act on (see CombinedStrategy.build); default every trainable parameter.
     eval_batch_size: batch size of eval() and predict() (default config.batch_size).
+    Hooks (PaddleHub 1.x's Task API): add_hook / delete_hook / modify_hook / hook_info, see events.py; a hook
+    may set `trainer.stop_training = True` to end the run after the current update, with a checkpoint.
     """
 
     def __init__(self, model, config=None, train_dataset=None, eval_dataset=None, loss_fn=None, metrics=None,
@@ -109,8 +115,12 @@ class Trainer(Checkpointing, Logging, Evaluation):
             raise ValueError(f"RunConfig.use_data_parallel=False, but this is one of {self.nranks} processes "
                              f"started by paddle.distributed.launch; set it True or start one process.")
         self.device = _select_device(config.use_cuda)
+        self.amp = MixedPrecision(config, self.device)
+        self.ema = None if config.ema_decay is None else WeightAverage(model, config.ema_decay, config.ema_decay_type)
         self.is_main = self.rank == 0
+        self._init_events()
         self._setup_done = False
+        self._saved_at = None  # the step of the last checkpoint this process wrote
         self.optimizer = self.lr_scheduler = None
         self.global_step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best = None  # {"step", "metric", "value", "eval"}
@@ -138,10 +148,12 @@ class Trainer(Checkpointing, Logging, Evaluation):
                     paddle.distributed.broadcast(p, src=0)
         self.sampler = GlobalBatchSampler(len(self.train_dataset), cfg.batch_size, nranks=self.nranks,
                                           rank=self.rank, seed=cfg.seed, shuffle=cfg.shuffle, lengths=self.lengths)
-        self.steps_per_epoch = self.sampler.steps_per_epoch()
-        if self.steps_per_epoch < 1:
+        self.batches_per_epoch = self.sampler.steps_per_epoch()
+        if self.batches_per_epoch < 1:
             raise ValueError(f"Trainer: {len(self.train_dataset)} training samples make no full batch of "
                              f"batch_size={cfg.batch_size} x {self.nranks} processes.")
+        k = cfg.gradient_accumulation_steps  # every step count is in optimizer updates
+        self.steps_per_epoch = -(-self.batches_per_epoch // k)
         self.max_train_steps = self.steps_per_epoch * cfg.num_epoch
         self.sampler.set_epoch(0)
         with self._batches(self.sampler, num_workers=0) as peek:  # no workers started for one batch
@@ -155,6 +167,7 @@ class Trainer(Checkpointing, Logging, Evaluation):
         self.optimizer, self.lr_scheduler = cfg.strategy.build(
             self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
             sample_input=sample_input, pretrained=self.pretrained)
+        self.amp.decorate(self.model, self.optimizer)
         # what the optimizer updates, gradual unfreezing's frozen blocks included
         self._trainable = list(self.lr_scheduler.parameters_by_name.items())
         self._fingerprint = self._make_fingerprint()
@@ -181,87 +194,15 @@ class Trainer(Checkpointing, Logging, Evaluation):
                             f"implement PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
                             f"{{'loss': ..., 'metrics': {{...}}}}.")
 
-    def _batches(self, sampler, *, num_workers=None, dataset=None, name="train_dataset", stream="train"):
+    def _batches(self, sampler, *, num_workers=None, dataset=None, name="train_dataset", stream="train",
+                 index_batches=None):
         """The batches of `sampler`'s index lists (see loading.Batches), augmentation seeded by config.seed."""
         cfg = self.config
-        return Batches(self.train_dataset if dataset is None else dataset, list(sampler), collate_fn=self.collate_fn,
+        index_batches = list(sampler) if index_batches is None else index_batches
+        return Batches(self.train_dataset if dataset is None else dataset, index_batches, collate_fn=self.collate_fn,
                        num_workers=cfg.num_workers if num_workers is None else num_workers, seed=cfg.seed,
                        stream=stream, epoch=getattr(sampler, "epoch", 0), first=getattr(sampler, "skip", 0),
                        name=name)
-
-    # ------------------------------------------------------------------------------------------ steps
-    def _forward_loss(self, batch, batch_idx, metrics):
-        """(loss tensor, per-batch metric dict for the hub protocol)."""
-        if self.hub_protocol:
-            result = self.model.training_step(batch, batch_idx)
-            return result["loss"], {k: float(v) for k, v in (result.get("metrics") or {}).items()}
-        args, kwargs, label = split_batch(batch)
-        out = self.model(*args, **kwargs)
-        loss = self.loss_fn(out, label)
-        if metrics:
-            preds, labels = to_numpy(out), to_numpy(label)
-            for m in metrics:
-                m.update(preds, labels)
-        return loss, {}
-
-    def _all_reduce_grads(self, loss_value):
-        """Average the gradients over the processes (one flat all_reduce) and return the mean loss."""
-        params = [p for _, p in self._trainable if not p.stop_gradient]
-        grads = [p.grad for p in params]
-        pieces = [paddle.zeros([int(p.size)], dtype="float32") if g is None else g.reshape([-1]).astype("float32")
-                  for p, g in zip(params, grads)]
-        flat = paddle.concat(pieces + [paddle.to_tensor([loss_value], dtype="float32")])
-        paddle.distributed.all_reduce(flat)
-        flat = flat / self.nranks
-        offset = 0
-        for p, g in zip(params, grads):
-            n = int(p.size)
-            if g is not None:
-                paddle.assign(flat[offset:offset + n].reshape(g.shape).astype(g.dtype), output=g)
-            offset += n
-        loss_and_sum = paddle.stack([flat[-1], paddle.sum(flat[:-1])]).numpy()  # every rank sees the same values
-        return float(loss_and_sum[0]), float(loss_and_sum[1])
-
-    def _loss_and_gradient_sum(self, loss):
-        """(loss, sum of every gradient element) with one device-to-host copy. The sum is finite exactly when
-        every gradient is (unless finite values overflow float32, which _first_nonfinite_gradient sorts out)."""
-        grads = [p.grad for _, p in self._trainable if not p.stop_gradient and p.grad is not None]
-        total = paddle.add_n([paddle.sum(g).astype("float32") for g in grads]) if grads else paddle.zeros([])
-        values = paddle.stack([loss.reshape([]).astype("float32"), total.reshape([])]).numpy()
-        return float(values[0]), float(values[1])
-
-    def _first_nonfinite_gradient(self):
-        for name, p in self._trainable:
-            if not p.stop_gradient and p.grad is not None and not bool(paddle.isfinite(p.grad).all()):
-                return name
-        return None
-
-    def _stop(self, what, batch_idx):
-        self.optimizer.clear_grad()
-        last = self._latest_checkpoint_name()
-        raise FloatingPointError(
-            f"{what} at step {self.global_step + 1} (epoch {self.epoch}, batch {batch_idx}); training stopped "
-            f"before that update. "
-            + (f"The last good checkpoint, {last}, is intact." if last else "No checkpoint was written yet."))
-
-    def _train_step(self, batch, batch_idx, metrics):
-        loss, hub_metrics = self._forward_loss(batch, batch_idx, metrics)
-        loss.backward()
-        if self.nranks > 1:
-            value, grad_sum = self._all_reduce_grads(float(loss))
-        else:
-            value, grad_sum = self._loss_and_gradient_sum(loss)
-        if not math.isfinite(value):
-            self._stop(f"loss is {value}", batch_idx)
-        if not math.isfinite(grad_sum):  # e.g. relu(nan) = 0 hides a NaN input from the loss
-            bad = self._first_nonfinite_gradient()
-            if bad is not None:
-                self._stop(f"the gradient of parameter {bad!r} holds NaN or inf (loss {value:.6g})", batch_idx)
-        lr = self.optimizer.get_lr()
-        self.optimizer.step()
-        self.optimizer.clear_grad()
-        self.lr_scheduler.step()
-        return value, lr, hub_metrics
 
     # ------------------------------------------------------------------------------------------ public API
     def finetune(self):
@@ -286,11 +227,8 @@ class Trainer(Checkpointing, Logging, Evaluation):
 
     def _locked_run(self, do_eval):
         cfg = self.config
-        if self._step_in_flight is not None:
-            self._rewind()
-        self._resume()
-        if self.global_step == 0:  # a resumed run has its RNG streams from the checkpoint instead
-            paddle.seed(cfg.seed + self.rank)
+        self.stop_training = False
+        resumed = self._build_env("train", self._prepare_run)
         T = self.max_train_steps
         if self.global_step >= T:
             self._say(f"[done] {cfg.checkpoint_dir} already holds the end of training ({T} steps).")
@@ -299,53 +237,55 @@ class Trainer(Checkpointing, Logging, Evaluation):
         bar = tqdm(total=T, initial=self.global_step, disable=None if self.is_main else True,
                    dynamic_ncols=True, leave=False)
         self.model.train()
-        window = {"loss": 0.0, "n": 0, "samples": 0, "hub": {}, "t": time.time()}
+        window = self._new_window()
         for m in self.train_metrics:
             m.reset()
-        saved_at, batches = None, None
-        stop = StopSignals().install()  # SIGINT / SIGTERM: finish the step, write a checkpoint, then raise
+        self._saved_at, batches = (self.global_step if resumed else None), None
+        k = cfg.gradient_accumulation_steps
+        stop = StopSignals().install()  # SIGINT / SIGTERM: finish the update, write a checkpoint, then raise
         try:
-            while self.epoch < cfg.num_epoch and not self._stop_signal(stop):
+            self._fire("finetune_start_event", do_eval=do_eval, resumed_from=resumed)
+            while self.epoch < cfg.num_epoch and not any(self._agreed_stop(stop)):
                 self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
-                batches = self._batches(self.sampler)
-                for batch in batches:
+                index_batches = list(self.sampler)
+                batches = self._batches(self.sampler, index_batches=index_batches)
+                for group in groups(index_batches, k):
                     epoch = self.epoch
                     self._step_in_flight = self.global_step + 1
-                    value, lr, hub_metrics = self._train_step(batch, self.batch_in_epoch, self.train_metrics)
+                    value, lr, hub, samples, skipped = self._update(batches, group, self.train_metrics)
                     self.global_step += 1
-                    self.batch_in_epoch += 1
-                    bar.update(1)
-                    n = batch_size(batch)
-                    window["loss"] += value
-                    window["n"] += 1
-                    window["samples"] += n
-                    for k, v in hub_metrics.items():
-                        window["hub"][k] = window["hub"].get(k, 0.0) + v * n
-                    if self.global_step % cfg.log_interval == 0 or self.global_step == T:
-                        self._log_train(window, lr, epoch)
-                    end_of_epoch = self.batch_in_epoch == self.steps_per_epoch
+                    self.batch_in_epoch += len(group)
+                    end_of_epoch = self.batch_in_epoch == self.batches_per_epoch
                     if end_of_epoch:
                         self.epoch += 1
                         self.batch_in_epoch = 0
-                    self._step_in_flight = None
+                    self._step_in_flight = None  # from here on the state is consistent (hooks may raise)
+                    bar.update(1)
+                    self._count(window, value, hub, samples, skipped)
+                    self._fire("run_step_event", loss=value, lr=lr, samples=samples, micro_batches=len(group),
+                               skipped=skipped)
+                    if self.global_step % cfg.log_interval == 0 or self.global_step == T:
+                        self._fire("log_interval_event", **self._train_info(window, lr, epoch))
+                        window = self._new_window()
                     periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
                                 and self.global_step % cfg.eval_interval == 0)
                     if do_eval and (periodic or end_of_epoch):
                         paused = time.time()
-                        self._evaluate_and_keep_best()
+                        self._fire("eval_interval_event", reason="interval" if periodic else "epoch_end")
                         self.model.train()
                         window["t"] += time.time() - paused  # steps/s counts training time only
                     if cfg.save_ckpt_interval and self.global_step % cfg.save_ckpt_interval == 0:
                         paused = time.time()
-                        self._save_checkpoint()
-                        saved_at = self.global_step
+                        self._fire("save_ckpt_interval_event", checkpoint=None)
                         window["t"] += time.time() - paused
-                    if end_of_epoch or self._stop_signal(stop):
+                    if end_of_epoch or any(self._agreed_stop(stop)):
                         break
                 batches.close()  # this epoch's workers end with it
-            if saved_at != self.global_step:
+            signum, requested = self._agreed_stop(stop)
+            ended = self.global_step >= T
+            if self._saved_at != self.global_step and self.global_step > 0 and (
+                    cfg.save_final_checkpoint or not ended):
                 self._save_checkpoint()
-            signum = self._stop_signal(stop)
             if signum:
                 raise self._stopped(signum)
         finally:
@@ -354,20 +294,33 @@ class Trainer(Checkpointing, Logging, Evaluation):
                 batches.close()
             bar.close()
             self._close_scalars()
-        self._say(f"[done] {T} steps; checkpoint {self._latest_checkpoint_name()}"
-                  + (f"; best {self.best['metric']} {self.best['value']:.4f} at step {self.best['step']} "
-                     f"(in {os.path.join(cfg.checkpoint_dir, 'best_model')})" if self.best else ""))
-        return self._summary()
+        summary = self._summary()
+        if requested and not ended:
+            self._say(f"[stop] a hook set stop_training: training stopped after step {self.global_step}/{T}; "
+                      f"checkpoint {summary['checkpoint']} (running again resumes from it).")
+        self._fire("finetune_end_event", summary=summary, stopped=bool(requested and not ended))
+        return summary
 
-    def _stop_signal(self, stop):
-        """The signal that asked training to stop (0: none), the same on every process: one that got SIGTERM
-        or SIGINT stops them all at the same step, so that they write one checkpoint together."""
-        signum = stop.signum or 0
+    def _prepare_run(self):
+        """Before the first update of a finetune() call: go back from an interrupted update, resume, seed, start
+        the weight average. Returns the checkpoint resumed from (None if none)."""
+        resumed = self._rewind() if self._step_in_flight is not None else self._resume()
+        if self.global_step == 0:  # a resumed run has its RNG streams from the checkpoint instead
+            paddle.seed(self.config.seed + self.rank)
+        if self.ema is not None and self.ema.shadow is None:
+            self.ema.start()
+        return resumed
+
+    def _agreed_stop(self, stop):
+        """(signal that asked training to stop or 0, 1 if a hook set stop_training else 0), the same on every
+        process: one that got SIGTERM / SIGINT or a stop request stops them all at the same update, so that
+        they write one checkpoint together."""
+        signum, requested = stop.signum or 0, int(bool(self.stop_training))
         if self.nranks > 1:
-            flag = paddle.to_tensor([int(signum)], dtype="int32")
+            flag = paddle.to_tensor([int(signum), requested], dtype="int32")
             paddle.distributed.all_reduce(flag, op=paddle.distributed.ReduceOp.MAX)
-            signum = int(flag.numpy()[0])
-        return signum
+            signum, requested = (int(v) for v in flag.numpy())
+        return signum, requested
 
     def _stopped(self, signum):
         name = signal.Signals(signum).name
@@ -381,4 +334,21 @@ class Trainer(Checkpointing, Logging, Evaluation):
 
     def _summary(self):
         return {"steps": self.global_step, "max_train_steps": self.max_train_steps, "best": self.best,
-                "history": list(self.history), "checkpoint": self._latest_checkpoint_name()}
+                "history": list(self.history), "checkpoint": self._latest_checkpoint_name(),
+                "skipped_updates": self.amp.skipped}
+
+    def _say_done(self):
+        cfg = self.config
+        self._say(f"[done] {self.global_step} steps; checkpoint {self._latest_checkpoint_name()}"
+                  + (f"; best {self.best['metric']} {self.best['value']:.4f} at step {self.best['step']} "
+                     f"(in {os.path.join(cfg.checkpoint_dir, 'best_model')})" if self.best else ""))
+
+    def ema_state_dict(self):
+        """The averaged weights by structured name (float32; buffers as the model has them), ready for
+        `model.set_state_dict`. Raises if RunConfig.ema_decay is None or training has not started."""
+        if self.ema is None:
+            raise ValueError("Trainer.ema_state_dict: RunConfig.ema_decay is None, so no weight average is kept.")
+        if self.ema.shadow is None:
+            raise ValueError("Trainer.ema_state_dict: the weight average starts with training; call finetune() "
+                             "first.")
+        return self.ema.state_dict()
