@@ -2,7 +2,11 @@
 
     Global:        epoch_num, print_batch_step, eval_batch_step ([start, interval] or interval), save_model_dir,
                    save_epoch_step, use_gpu, pretrained_model (.pdparams loaded before training),
-                   checkpoints (a directory of step_<n> checkpoints to resume from), seed, keep_checkpoints
+                   checkpoints (a directory of step_<n> checkpoints to resume from), seed, keep_checkpoints,
+                   gradient_accumulation_steps, use_amp, amp_dtype, amp_level, scale_loss, use_dynamic_loss_scaling,
+                   amp_custom_black_list, amp_custom_white_list (PaddleOCR's AMP keys), early_stopping
+                   ({patience, min_delta, metric}), save_final_checkpoint
+    EMA:           decay, type (constant | threshold | exponential): an average of the weights (PaddleClas's section)
     Architecture:  name (MiniLMClassifier) + its arguments (num_classes, dropout)
     Loss:          name (CrossEntropyLoss) + its arguments: weight (one per class), ignore_index, label_smoothing;
                    reduction only 'mean', soft_label false, use_softmax true, axis -1 (what this trainer feeds it)
@@ -23,16 +27,23 @@ import os
 
 import paddle
 
-from ._checks import check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, shown
+from ._checks import (check_bool, check_choice, check_keys, check_number, check_numbers, check_strings, did_you_mean,
+                      shown)
 from .strategies import strategy_from_config
-from .training import GlobalBatchSampler, RunConfig, Trainer
+from .training import EarlyStopping, GlobalBatchSampler, RunConfig, Trainer
+from .training.run_config import AMP_DTYPES, AMP_LEVELS, EMA_TYPES
 
 __all__ = ["SECTIONS", "check_config", "build_model", "build_dataset", "build_trainer", "steps_per_epoch"]
 
-SECTIONS = ("Global", "Architecture", "Loss", "Metric", "Strategy", "Optimizer", "Train", "Eval")
+SECTIONS = ("Global", "Architecture", "Loss", "Metric", "Strategy", "Optimizer", "Train", "Eval", "EMA")
 GLOBAL_KEYS = {"epoch_num": 1, "print_batch_step": 10, "eval_batch_step": None, "save_model_dir": "./output/run",
                "save_epoch_step": None, "use_gpu": False, "pretrained_model": None, "checkpoints": None, "seed": 0,
-               "keep_checkpoints": 3}
+               "keep_checkpoints": 3, "gradient_accumulation_steps": 1, "use_amp": False, "amp_dtype": "float16",
+               "amp_level": "O1", "scale_loss": 65536.0, "use_dynamic_loss_scaling": True,
+               "amp_custom_black_list": None, "amp_custom_white_list": None, "early_stopping": None,
+               "save_final_checkpoint": True}
+EMA_KEYS = {"decay": None, "type": "constant"}
+EARLY_STOPPING_KEYS = {"patience": None, "min_delta": 0.0, "metric": None}
 DATASET_KEYS = {"name": "RottenTomatoes", "split": "train", "size": None, "max_len": 64, "split_seed": 0}
 MAX_SEED = 2 ** 64 - 1  # paddle.seed takes an unsigned 64-bit integer
 LOADER_KEYS = {"batch_size_per_card": 32, "shuffle": True, "num_workers": 0}
@@ -64,6 +75,13 @@ def check_config(config: dict) -> dict:
     check_bool("Global.use_gpu", g["use_gpu"])
     g["seed"] = check_number("Global.seed", g["seed"], low=0, high=MAX_SEED, integer=True)
     g["keep_checkpoints"] = check_number("Global.keep_checkpoints", g["keep_checkpoints"], low=1, integer=True)
+    _check_trainer_keys(g)
+    if out.get("EMA") is not None:
+        ema = dict(EMA_KEYS)
+        ema.update(check_keys("EMA", out["EMA"], EMA_KEYS, required=("decay",)))
+        ema["decay"] = check_number("EMA.decay", ema["decay"], low=0, high=1, low_open=True, high_open=True)
+        check_choice("EMA.type", ema["type"], EMA_TYPES)
+        out["EMA"] = ema
     _check_path("Global.save_model_dir", g["save_model_dir"])
     if g["checkpoints"] is not None:
         _check_path("Global.checkpoints", g["checkpoints"])
@@ -127,6 +145,29 @@ def check_config(config: dict) -> dict:
     else:  # run-length dependent checks (e.g. a slanted triangle too short) before any model loads
         strategy.schedule(spe * g["epoch_num"], spe)
     return out
+
+
+def _check_trainer_keys(g):
+    """Global's accumulation, AMP, early stopping and final-checkpoint keys, named as the YAML names them."""
+    g["gradient_accumulation_steps"] = check_number("Global.gradient_accumulation_steps",
+                                                    g["gradient_accumulation_steps"], low=1, integer=True)
+    for key in ("use_amp", "use_dynamic_loss_scaling", "save_final_checkpoint"):
+        check_bool(f"Global.{key}", g[key])
+    check_choice("Global.amp_dtype", g["amp_dtype"], AMP_DTYPES)
+    check_choice("Global.amp_level", g["amp_level"], AMP_LEVELS)
+    g["scale_loss"] = check_number("Global.scale_loss", g["scale_loss"], low=0, low_open=True)
+    for key in ("amp_custom_black_list", "amp_custom_white_list"):
+        if g[key] is not None:
+            g[key] = check_strings(f"Global.{key}", g[key], non_empty=True)
+    if g["early_stopping"] is not None:
+        es = dict(EARLY_STOPPING_KEYS)
+        es.update(check_keys("Global.early_stopping", g["early_stopping"], EARLY_STOPPING_KEYS,
+                             required=("patience",)))
+        es["patience"] = check_number("Global.early_stopping.patience", es["patience"], low=1, integer=True)
+        es["min_delta"] = check_number("Global.early_stopping.min_delta", es["min_delta"], low=0)
+        if es["metric"] is not None and (not isinstance(es["metric"], str) or not es["metric"]):
+            raise TypeError(f"Global.early_stopping.metric must be a metric name, got {shown(es['metric'])}.")
+        g["early_stopping"] = es
 
 
 def _check_path(where, value):
@@ -231,9 +272,11 @@ def build_dataset(config, part, tokenizer):
 
 
 def steps_per_epoch(config, num_samples, nranks=1):
-    """Batches per epoch of the Train section, as the Trainer's GlobalBatchSampler cuts them."""
-    return GlobalBatchSampler(num_samples, config["Train"]["loader"]["batch_size_per_card"],
-                              nranks=nranks).steps_per_epoch()
+    """Optimizer updates per epoch of the Train section: the batches the Trainer's GlobalBatchSampler cuts, in
+    groups of Global.gradient_accumulation_steps."""
+    batches = GlobalBatchSampler(num_samples, config["Train"]["loader"]["batch_size_per_card"],
+                                 nranks=nranks).steps_per_epoch()
+    return -(-batches // config["Global"].get("gradient_accumulation_steps", 1))
 
 
 def build_trainer(config, *, model=None, tokenizer=None):
@@ -252,11 +295,18 @@ def build_trainer(config, *, model=None, tokenizer=None):
                     use_cuda=g["use_gpu"], **checkpoint_location(g),
                     num_epoch=g["epoch_num"], batch_size=loader["batch_size_per_card"], strategy=config["_strategy"],
                     seed=g["seed"], keep_checkpoints=g["keep_checkpoints"], num_workers=loader["num_workers"],
-                    shuffle=loader["shuffle"], eval_start_step=eval_start)
+                    shuffle=loader["shuffle"], eval_start_step=eval_start,
+                    **{key: g[key] for key in ("gradient_accumulation_steps", "use_amp", "amp_dtype", "amp_level",
+                                               "scale_loss", "use_dynamic_loss_scaling", "amp_custom_black_list",
+                                               "amp_custom_white_list", "save_final_checkpoint")},
+                    **({"ema_decay": config["EMA"]["decay"], "ema_decay_type": config["EMA"]["type"]}
+                       if config.get("EMA") else {}))
     loss = {k: v for k, v in config["Loss"].items() if k != "name"}
     if loss.get("weight") is not None:
         loss["weight"] = paddle.to_tensor(loss["weight"], dtype="float32")
     trainer = Trainer(model, run, train, dev, loss_fn=paddle.nn.CrossEntropyLoss(**loss),
                       metrics=config["Metric"]["name"], collate_fn=collate_padded, lengths=train.lengths(),
                       eval_batch_size=config["Eval"]["loader"]["batch_size_per_card"] if dev is not None else None)
+    if g["early_stopping"] is not None:
+        trainer.add_hook("eval_end_event", "early_stopping", EarlyStopping(**g["early_stopping"]))
     return trainer, model, tokenizer

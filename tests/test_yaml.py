@@ -64,6 +64,19 @@ def _base():
                                                "Did you mean 'batch_size_per_card'"]),
     ("Metric.name=[acc, f2]", ValueError, ["Metric.name", "'f2'"]),
     ("Architecture.name=MiniLM", ValueError, ["Architecture.name", "'MiniLM'", "MiniLMClassifier"]),
+    ("Global.gradient_accumulation_steps=0", ValueError, ["Global.gradient_accumulation_steps", "0"]),
+    ("Global.use_amp=maybe", TypeError, ["Global.use_amp", "'maybe'"]),
+    ("Global.amp_level=O3", ValueError, ["Global.amp_level", "'O3'", "'O1', 'O2'"]),
+    ("Global.amp_dtype=float61", ValueError, ["Global.amp_dtype", "Did you mean 'float16'"]),
+    ("Global.scale_loss=-1", ValueError, ["Global.scale_loss", "-1"]),
+    ("Global.amp_custom_black_list=softmax", TypeError, ["Global.amp_custom_black_list", "'softmax'"]),
+    ("Global.early_stopping={patience: 0}", ValueError, ["Global.early_stopping.patience", "0"]),
+    ("Global.early_stopping={patients: 2}", ValueError, ["Global.early_stopping", "'patients'",
+                                                         "Did you mean 'patience'"]),
+    ("Global.save_final_checkpoint=1", TypeError, ["Global.save_final_checkpoint"]),
+    ("EMA.decay=1.5", ValueError, ["EMA.decay", "1.5"]),
+    ("EMA.tpye=constant", ValueError, ["EMA: unknown key 'tpye'", "Did you mean 'type'"]),
+    ("EMA={decay: 0.9, type: linear}", ValueError, ["EMA.type", "'linear'", "'threshold'"]),
 ])
 def test_config_errors_name_the_key_path(override, exc, words):
     with pytest.raises(exc) as err:
@@ -211,6 +224,30 @@ def test_every_config_loads_and_builds_on_the_default_model(path, minilm):
     assert isinstance(opt, paddle.optimizer.Optimizer) and sched.last_epoch == 0
     curve = [sched.lr_at(t) for t in range(T)]
     assert all(math.isfinite(v) and v >= 0 for v in curve) and max(curve) > 0
+
+
+def test_trainer_keys_reach_the_trainer(tmp_path, minilm):
+    """Global's accumulation / AMP / early stopping / final-checkpoint keys and the EMA section become the
+    RunConfig and hooks of build_trainer; steps per epoch count updates (48 samples / 8 = 6 batches, k=4: 2)."""
+    from paddle_strategy.program import build_trainer, steps_per_epoch
+    model, tokenizer = minilm
+    for p in model.parameters():
+        p.stop_gradient = False
+    cfg = apply_overrides(_base(), parse_overrides([[
+        "Train.dataset.size=48", "Eval.dataset.size=16", "Train.loader.batch_size_per_card=8",
+        "Global.gradient_accumulation_steps=4", "Global.use_amp=true", "Global.amp_level=O2",
+        "Global.early_stopping={patience: 2, min_delta: 0.01}", "Global.save_final_checkpoint=false",
+        f"Global.save_model_dir={tmp_path}", "EMA.decay=0.999", "EMA.type=threshold", "Global.save_epoch_step=1"]]))
+    cfg = check_config(cfg)
+    assert steps_per_epoch(cfg, 48) == 2
+    trainer, _, _ = build_trainer(cfg, model=model, tokenizer=tokenizer)
+    rc = trainer.config
+    assert (rc.gradient_accumulation_steps, rc.use_amp, rc.amp_level, rc.save_final_checkpoint) == (4, True, "O2",
+                                                                                                    False)
+    assert (rc.ema_decay, rc.ema_decay_type, rc.save_ckpt_interval) == (0.999, "threshold", 2)
+    assert trainer.steps_per_epoch == 2 and trainer.max_train_steps == 2 * cfg["Global"]["epoch_num"]
+    es = trainer._hooks.stateful()["eval_end_event/early_stopping"]
+    assert isinstance(es, ps.EarlyStopping) and (es.patience, es.min_delta) == (2, 0.01)
 
 
 @needs(*DEMO)

@@ -8,9 +8,11 @@ After every optimizer update (never per micro-batch), with s = the number of upd
     threshold     d_s = min(d, (1 + s) / (10 + s))          (PaddleDetection's 'threshold')
     exponential   d_s = d * (1 - exp(-(s + 1) / 2000))      (PaddleDetection's 'exponential')
 
-The average covers the parameters (frozen ones included: they average to themselves) and is kept in float32
-whatever the model's dtype; buffers (BatchNorm statistics) are not averaged: the model's own are used with the
-averaged weights. It starts as a copy of the weights when training starts.
+The average covers the parameters the optimizer updates (gradual unfreezing's frozen blocks included: they
+average to themselves until they thaw) and is kept in float32 whatever the model's dtype. Everything else in the
+state dict — buffers and Paddle's non-trainable parameters such as BatchNorm's running mean and variance, and
+parameters frozen before training — is not averaged: the model's own values are used with the averaged weights.
+It starts as a copy of the weights when training starts.
 """
 from __future__ import annotations
 
@@ -35,12 +37,12 @@ def ema_decay(decay, decay_type, s):
 
 
 class WeightAverage:
-    """The EMA of `model`'s parameters (by structured name); `updates` = s, the updates averaged so far."""
+    """The EMA of `named` = [(structured name, parameter)] of `model`; `updates` = s, the updates averaged so far."""
 
-    def __init__(self, model, decay, decay_type="constant"):
+    def __init__(self, model, named, decay, decay_type="constant"):
         self.decay, self.decay_type = float(decay), decay_type
         self.model = model
-        self.named = list(model.named_parameters())
+        self.named = list(named)
         self.shadow = None  # float32 tensors, one per parameter, once started
         self.updates = 0
         self._swapped = False

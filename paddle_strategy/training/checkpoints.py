@@ -71,9 +71,11 @@ class Checkpointing:
         return resumed
 
     def _checkpoint_files(self):
-        """The files a checkpoint of this run needs (each must be listed in its manifest)."""
+        """The files a checkpoint of this run needs (each must be listed in its manifest). ema.safetensors is
+        required only once the fingerprint says the checkpoint has an average (_read_checkpoint): a checkpoint
+        of a run without EMA must be refused as another run's, not skipped as damaged and trained over."""
         return ["model.safetensors", "optimizer.safetensors", "trainer_state.json"] + [
-            f"rng_{r}.json" for r in range(self.nranks)] + (["ema.safetensors"] if self.ema is not None else [])
+            f"rng_{r}.json" for r in range(self.nranks)]
 
     def _step_names(self):
         """step_<n> folder names in checkpoint_dir, newest first (intact or not)."""
@@ -252,6 +254,9 @@ class Checkpointing:
             rng = json.load(f)
         ema_state = None
         if self.ema is not None:
+            with open(os.path.join(path, "MANIFEST.json"), encoding="utf-8") as f:
+                if "ema.safetensors" not in json.load(f):  # the manifest's files are verified, others are not
+                    return "MANIFEST.json does not list ema.safetensors", None
             ema_state = ckpt.load_tensors(os.path.join(path, "ema.safetensors"))
             self.ema.check(ema_state, state.get("ema_updates"))
             bad = ckpt.nonfinite(ema_state.items())

@@ -116,7 +116,7 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
                              f"started by paddle.distributed.launch; set it True or start one process.")
         self.device = _select_device(config.use_cuda)
         self.amp = MixedPrecision(config, self.device)
-        self.ema = None if config.ema_decay is None else WeightAverage(model, config.ema_decay, config.ema_decay_type)
+        self.ema = None  # the weight average (config.ema_decay), made with the optimizer
         self.is_main = self.rank == 0
         self._init_events()
         self._setup_done = False
@@ -170,6 +170,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         self.amp.decorate(self.model, self.optimizer)
         # what the optimizer updates, gradual unfreezing's frozen blocks included
         self._trainable = list(self.lr_scheduler.parameters_by_name.items())
+        if cfg.ema_decay is not None:
+            self.ema = WeightAverage(self.model, self._trainable, cfg.ema_decay, cfg.ema_decay_type)
         self._fingerprint = self._make_fingerprint()
         self._step_in_flight = None  # the step being taken (None between steps): if an exception leaves it set,
         # the model/optimizer/schedule may be half-way through an update
