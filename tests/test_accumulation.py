@@ -205,6 +205,8 @@ def test_two_processes_average_once_per_update(tmp_path):
         np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=0, err_msg=name)
     assert counts[2] == counts[1]
     updates = counts[2][0]["updates"]
+    # hooks run on every process, each seeing its own rank
+    assert [(c["run_step_hooks"], c["hook_ranks"]) for c in counts[2]] == [(updates, [0]), (updates, [1])]
     assert updates == 24  # 64 samples / (2 x 2 x 2) = 8 updates an epoch, 3 epochs
     # one gradient all_reduce and one stop-flag all_reduce per update, plus a few per run (lock, epochs)
     assert 2 * updates <= counts[2][0]["all_reduce"] <= 2 * updates + 8

@@ -1,6 +1,8 @@
 """PaddleHub 1.x's hook API on the Trainer, stop_training, EarlyStopping, save_final_checkpoint."""
+import json
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -199,3 +201,29 @@ def test_save_final_checkpoint_false_writes_only_best_model(tmp_path):
     trainer, _ = make(tmp_path / "b", save_final_checkpoint=False, save_ckpt_interval=3)
     trainer.finetune()
     assert checkpoint_steps(tmp_path / "b") == ["step_00000003", "step_00000006"]
+
+
+def test_a_stop_request_on_one_process_stops_both_at_the_same_update(tmp_path):
+    """2 processes: a hook on rank 1 only sets stop_training after update 5; both stop there, with one checkpoint
+    holding both processes' RNG streams, and a rerun finishes the run."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
+    out = tmp_path / "run"
+
+    def launch(*extra):
+        log = tmp_path / f"log{len(extra)}"
+        r = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--devices",
+                            "", "--log_dir", str(log), os.path.join(HERE, "trainer_worker.py"), str(out),
+                            "--batch-size", "4", "--dropout", "0", "--samples", "64", "--count-allreduce", *extra],
+                           capture_output=True, text=True, timeout=300, env=env, cwd=str(tmp_path))
+        logs = "".join(open(log / f).read() for f in sorted(os.listdir(log)))
+        assert r.returncode == 0, (r.stdout + r.stderr + logs)[-3000:]
+        return logs
+    logs = launch("--stop-at", "5", "--stop-rank", "1")
+    assert [json.load(open(out / f"allreduce_{r}.json"))["updates"] for r in (0, 1)] == [5, 5]
+    assert checkpoint_steps(out) == ["step_00000005"]
+    assert sorted(os.listdir(out / "step_00000005")) == sorted(
+        ["MANIFEST.json", "model.safetensors", "optimizer.safetensors", "rng_0.json", "rng_1.json",
+         "trainer_state.json"])
+    assert "[stop] a hook set stop_training: training stopped after step 5/24" in logs
+    launch()
+    assert [json.load(open(out / f"allreduce_{r}.json"))["updates"] for r in (0, 1)] == [24, 24]

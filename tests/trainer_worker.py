@@ -79,9 +79,12 @@ def main(argv=None):
     p.add_argument("--kill-at-call", type=int, default=0)
     p.add_argument("--term-at-call", type=int, default=0)
     p.add_argument("--count-allreduce", action="store_true")
+    p.add_argument("--use-cuda", action="store_true", help="train on the GPU (tools/gpu_check.sh)")
+    p.add_argument("--stop-at", type=int, default=0, help="a run_step hook sets stop_training after this update")
+    p.add_argument("--stop-rank", type=int, default=0, help="... on this rank only")
     a = p.parse_args(argv)
     net = model(a.dropout)
-    config = ps.RunConfig(log_interval=4, use_cuda=False, checkpoint_dir=a.out, num_epoch=a.epochs,
+    config = ps.RunConfig(log_interval=4, use_cuda=a.use_cuda, checkpoint_dir=a.out, num_epoch=a.epochs,
                           batch_size=a.batch_size, save_ckpt_interval=5, eval_interval=4,
                           strategy=strategy(callable_schedule=a.callable_schedule), seed=3,
                           gradient_accumulation_steps=a.accum, ema_decay=a.ema)
@@ -128,6 +131,13 @@ def main(argv=None):
         trainer = ps.Trainer(net, config, samples[:-20], samples[-20:], loss_fn=loss_fn, metrics=["acc"])
     else:
         trainer = ps.Trainer(net, config, samples, loss_fn=loss_fn)
+    run_steps = []
+    trainer.add_hook("run_step_event", "count", lambda t, info: run_steps.append(info["rank"]))
+    if a.stop_at:
+        def stop(t, info):
+            if info["step"] == a.stop_at and info["rank"] == a.stop_rank:
+                t.stop_training = True
+        trainer.add_hook("run_step_event", "stop", stop)
     if a.kill_at:
         step = trainer.optimizer.step
 
@@ -140,7 +150,8 @@ def main(argv=None):
     if a.count_allreduce:
         import json
         with open(os.path.join(a.out, f"allreduce_{paddle.distributed.get_rank()}.json"), "w") as f:
-            json.dump({"all_reduce": reduces["n"], "updates": trainer.global_step}, f)
+            json.dump({"all_reduce": reduces["n"], "updates": trainer.global_step,
+                       "run_step_hooks": len(run_steps), "hook_ranks": sorted(set(run_steps))}, f)
     if paddle.distributed.get_rank() == 0:
         np.savez(os.path.join(a.out, "final.npz"), **{k: v.numpy() for k, v in net.state_dict().items()})
         if a.ema is not None:

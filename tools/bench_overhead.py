@@ -16,7 +16,7 @@ Variants:
 
 Usage:
   PYTHONPATH=. python tools/bench_overhead.py [--rounds 7] [--steps N] [--warmup 3] [--models mlp,encoder]
-      [--variants plain,adamwd,l2sp,ulmfit] [--encoder-layers 2]
+      [--variants plain,adamwd,l2sp,ulmfit] [--encoder-layers 2] [--device cpu|gpu]
 """
 from __future__ import annotations
 
@@ -203,6 +203,8 @@ def main(argv=None):
     ap.add_argument("--models", default="mlp,encoder", help="comma list of mlp, encoder")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--encoder-layers", type=int, default=2, help="encoder layers (default 2)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or gpu (tools/gpu_check.sh); the time of each "
+                                                   "round ends at a host copy of the loss, so GPU work is counted")
     args = ap.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if "plain" not in args.variants:
@@ -212,7 +214,7 @@ def main(argv=None):
         ap.error(f"unknown variant(s) {bad}; choose from {VARIANTS}")
     if args.warmup < 3 and "ulmfit" in args.variants:
         ap.error("--warmup must be >= 3 so that gradual unfreezing is over before timing")
-    paddle.set_device("cpu")
+    paddle.set_device(args.device)
     print(f"paddle_strategy from {os.path.dirname(ps.__file__)}")
     print(f"paddle {paddle.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
