@@ -43,10 +43,11 @@ class MixedPrecision:
         return self.scaler is not None and self.config.use_dynamic_loss_scaling
 
     def decorate(self, model, optimizer):
-        """Level O2: the model in amp_dtype with float32 master weights in the optimizer."""
+        """Level O2: the model in amp_dtype with float32 master weights in the optimizer; (model, optimizer)."""
         if self.active and self.config.amp_level == "O2":
-            paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", dtype=self.config.amp_dtype,
-                                master_weight=True)
+            return paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", dtype=self.config.amp_dtype,
+                                       master_weight=True)
+        return model, optimizer
 
     def autocast(self):
         if not self.active:

@@ -167,7 +167,7 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         self.optimizer, self.lr_scheduler = cfg.strategy.build(
             self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
             sample_input=sample_input, pretrained=self.pretrained)
-        self.amp.decorate(self.model, self.optimizer)
+        self.model, self.optimizer = self.amp.decorate(self.model, self.optimizer)
         # what the optimizer updates, gradual unfreezing's frozen blocks included
         self._trainable = list(self.lr_scheduler.parameters_by_name.items())
         if cfg.ema_decay is not None:
@@ -242,7 +242,9 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         window = self._new_window()
         for m in self.train_metrics:
             m.reset()
-        self._saved_at, batches = (self.global_step if resumed else None), None
+        if resumed:
+            self._saved_at = self.global_step  # (after a stop in this process, _saved_at says where it saved)
+        batches = None
         k = cfg.gradient_accumulation_steps
         stop = StopSignals().install()  # SIGINT / SIGTERM: finish the update, write a checkpoint, then raise
         try:
