@@ -28,7 +28,7 @@ class Events:
     """Trainer methods for hooks (a mixin)."""
 
     def _init_events(self):
-        self._hooks = Hooks({event: getattr(type(self), f"_default_{event}") for event in EVENTS})
+        self._hooks = Hooks({event: getattr(type(self), f"_default_{event}", no_action) for event in EVENTS})
         self._built_phases = set()
         self.stop_training = False
 
@@ -71,26 +71,8 @@ class Events:
         return result
 
     # ------------------------------------------------------------------------------------------ defaults
-    def _default_build_env_start_event(self, info):
-        pass
-
-    def _default_build_env_end_event(self, info):
-        pass
-
-    def _default_finetune_start_event(self, info):
-        pass
-
     def _default_finetune_end_event(self, info):
         self._say_done()
-
-    def _default_predict_start_event(self, info):
-        pass
-
-    def _default_predict_end_event(self, info):
-        pass
-
-    def _default_eval_start_event(self, info):
-        pass
 
     def _default_eval_end_event(self, info):
         if info["during_training"]:
@@ -105,5 +87,6 @@ class Events:
     def _default_eval_interval_event(self, info):
         self._evaluate_in_training()
 
-    def _default_run_step_event(self, info):
-        pass
+
+def no_action(trainer, info):
+    """The "default" hook of the events on which the Trainer itself does nothing (1.x had one for each)."""
