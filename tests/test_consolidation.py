@@ -5,7 +5,7 @@ import paddle
 import pytest
 
 import paddle_strategy as ps
-from paddle_strategy.build import OptimizerConfig, ppocr_strategy
+from paddle_strategy.strategies.ppocr import OptimizerConfig, ppocr_strategy
 from paddle_strategy.config import load_config
 from paddle_strategy.lr_find import lr_find
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import paddle_strategy as ps
-from paddle_strategy import catalogue as cat
+from paddle_strategy import schedules as cat
 from paddle_strategy.lr import StrategyLR
 from paddle_strategy.plotting import plot_lr
 
@@ -188,7 +188,7 @@ def test_one_cycle_lr_holds_the_last_value_where_torch_extrapolates_then_raises(
     torch_at_T = initial / 1e4 + (max_lr - initial / 1e4) / 2.0 * (math.cos(math.pi * pct) + 1)
     assert torch_at_T > f(T - 1) * 1.5  # the extrapolated cosine is on its way back up
     assert f(T) == f(T - 1) == f(T + 5)
-    assert "raises from step T + 1" in cat.torch_schedulers.one_cycle_curve.__doc__
+    assert "raises from step T + 1" in cat.torch.one_cycle_curve.__doc__
 
 
 # ================================================================ 4. fastai float32 phase boundaries
@@ -223,7 +223,7 @@ def test_fastai_float32_differences_are_the_documented_size():
     flat = fastai_combine_float32([0.75, 0.25], [lambda p: fastai_sched_cos(lr, lr, p),
                                                  lambda p: fastai_sched_cos(lr, lr / 1e5, p)])
     assert 5.5e-5 < max_rel(cat.make_fit_flat_cos(lr, T), flat, T) < 6e-5
-    doc = cat.fastai_schedules.__doc__
+    doc = cat.fastai.__doc__
     assert "2.9e-5" in doc and "5.8e-5" in doc
 
 

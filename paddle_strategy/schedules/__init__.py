@@ -24,7 +24,6 @@ other modules translate a source's keys and conventions onto those parts:
     fastai          fastai's annealers, combine_scheds and fit policies
     keras_bert      keras_bert's AdamWarmup learning rate
     registry        SCHEDULES / make_schedule: every schedule by name, keys checked before building
-The old import path `paddle_strategy.catalogue` (and its submodules) still works.
 """
 from .fastai import (make_combine_scheds, make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr, make_sched_exp,
                      make_sched_poly)

@@ -12,7 +12,7 @@ Learning rates given as a `slice` are spread over the blocks as fastai's `Optimi
                              so block k gets hi * (lo / hi) ** (k / (n - 1)): hi at the head, lo at the input
   slice(hi) (or slice(0, hi): fastai tests `if start:`): hi at the head, hi / 10 on every other block
   a number:                  the same learning rate on every block
-The schedules are the catalogue's (`catalogue.fastai_schedules`): a strategy runs the schedule at the head's
+The schedules are `paddle_strategy.schedules.fastai`'s: a strategy runs the schedule at the head's
 learning rate and gives every block the constant multiplier lr_block / lr_head (fastai's schedules are
 linear in lr_max, so that is exactly fastai's per-group schedule).
 
