@@ -1,4 +1,4 @@
-"""The LR schedule catalogue against independent references: stock paddle.optimizer.lr classes assembled the
+"""Every LR schedule, by source, against independent references: stock paddle.optimizer.lr classes assembled the
 way PaddleOCR's code assembles them, each source's formulas written out here, and hand-worked tables."""
 import math
 import random
@@ -463,7 +463,7 @@ def test_torch_cosine_annealing_warm_restarts(T_0, T_mult):
                                                 steps_per_epoch=4, fractional_epochs=True)
     # torch docs: train, then scheduler.step(epoch + i / iters), so update t trains at position (t - 1) / iters;
     # skip exact restart points, where torch's float log may land on either side
-    # (tests/test_issue12_schedules.py runs torch's whole documented loop)
+    # (tests/test_home_libraries.py runs torch's whole documented loop)
     steps = [t for t in range(1, 400) if abs(torch_warm_restarts_at((t - 1) / 4, T_0, T_mult, 0, 1) - 1) > 1e-12]
     assert_close([h(t) for t in steps],
                  [torch_warm_restarts_at((t - 1) / 4, T_0, T_mult, 0.001, 0.1) for t in steps])

@@ -1,8 +1,8 @@
-"""Schedules and PaddleOCR optimizer configs as their home libraries run them (issue 12).
+"""Schedules and PaddleOCR optimizer configs as their home libraries run them.
 
 Every reference here is written out in this file from the home library's code (PaddleOCR's optimizer builder
 and wrappers, torch's lr_scheduler / swa_utils, transformers' optimization.py, fastai's callback/schedule.py),
-or is a hand-worked table; none is the catalogue's own output.
+or is a hand-worked table; none is this package's own output.
 """
 import math
 import warnings

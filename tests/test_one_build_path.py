@@ -1,4 +1,4 @@
-"""Issue 13: one build path. PaddleOCR's Optimizer section is a CombinedStrategy underneath, so lr_find's sweep
+"""One build path: PaddleOCR's Optimizer section is a CombinedStrategy underneath, so lr_find's sweep
 and a rebuild behave the same on both paths (measured with plain SGD / Adam arithmetic from the weights)."""
 import numpy as np
 import paddle
