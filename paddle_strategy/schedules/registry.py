@@ -1,4 +1,5 @@
-"""The catalogue by name: SCHEDULES and make_schedule, where every key is checked before anything is built."""
+"""Every schedule by name: SCHEDULES and make_schedule, where every key is checked before anything is built,
+and chained_scheduler, which builds its parts by name."""
 from __future__ import annotations
 
 import inspect
@@ -17,7 +18,8 @@ from .._checks import (check_bool, check_lr, check_steps, did_you_mean, missing_
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr, paddle_class_keys
 from .parts import Schedule, with_floor, with_warmup
 
-__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "make_run_schedule", "schedule_keys"]
+__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "make_run_schedule", "schedule_keys",
+           "make_chained_scheduler"]
 
 # make_schedule's own keys, applied around any schedule that has no parameter of the same name.
 GENERIC_KEYS = {
@@ -56,6 +58,62 @@ def _entry(factory, context=None, own_warmup=()):
     return _Entry(factory, _keys_of(factory), dict(context or {}), tuple(own_warmup))
 
 
+def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per_epoch=None) -> Schedule:
+    """torch ChainedScheduler: lr(step) = learning_rate * prod_i factor_i(step).
+
+    Each entry of `schedules` is a catalogue schedule that has a `learning_rate` key, given as
+    {name: ..., its other keys} (YAML) or a callable step -> factor (Python); a dict is built with
+    learning_rate = 1.0 (so its value is its factor, its own lr / its base lr) and with this run's
+    total_steps / steps_per_epoch; it must not set learning_rate itself (the chain's is the only base).
+    For torch's multiplicative schedulers (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR,
+    MultiplicativeLR, LambdaLR tables) this is exactly what torch's chain of recursive updates gives. A
+    schedule that is not a product of its own factor in torch's recursion (CosineAnnealingLR's recursive
+    form reads the LR the others have set) contributes here its closed-form factor, which differs from torch.
+    """
+    where = "chained_scheduler"
+    lr = check_lr(f"{where}.learning_rate", learning_rate)
+    if isinstance(schedules, (str, bytes, dict)) or not isinstance(schedules, (list, tuple)) or not schedules:
+        raise TypeError(f"{where}.schedules must be a non-empty list of schedules ({{name: ..., keys}} or "
+                        f"callables step -> factor), got {schedules!r}.")
+    factors = []
+    for i, sub in enumerate(schedules):
+        at = f"{where}.schedules[{i}]"
+        if callable(sub):
+            factors.append(sub)
+            continue
+        if not isinstance(sub, dict) or "name" not in sub:
+            raise TypeError(f"{at} must be {{name: <schedule>, its keys}} or a callable step -> factor, got {sub!r}.")
+        sub = dict(sub)
+        name = sub.pop("name")
+        try:
+            has_lr = "learning_rate" in schedule_keys(name)
+        except ValueError as exc:
+            raise ValueError(f"{at}: {exc}") from None
+        if not has_lr:
+            raise ValueError(f"{at}: schedule {name!r} has no learning_rate key, so it has no factor to chain "
+                             f"(it sets the LR itself, as OneCycleLR / CyclicLR do in torch).")
+        if "learning_rate" in sub:
+            raise ValueError(f"{at}: learning_rate={sub['learning_rate']!r} is not allowed: the chain's "
+                             f"learning_rate is the base of every factor (a chained schedule runs at 1.0).")
+        try:
+            built = make_schedule(name, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                                  learning_rate=1.0, **sub)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{at}: {exc}") from None
+        if getattr(built, "momentum", None) is not None:
+            raise ValueError(f"{at}: schedule {name!r} also cycles momentum, which a chain of factors cannot "
+                             f"combine.")
+        factors.append(built)
+
+    def chained(step):
+        value = lr
+        for factor in factors:
+            value *= factor(step)
+        return value
+
+    return chained
+
+
 _SPE = lambda total, spe: spe  # noqa: E731
 _TOTAL = lambda total, spe: total  # noqa: E731
 _PPOCR = {"step_each_epoch": _SPE, "epochs": _epochs_of_run}
@@ -91,7 +149,7 @@ _ENTRIES: dict[str, _Entry] = {
     "one_cycle_lr": _entry(th.make_one_cycle_lr, {"total_steps": _TOTAL}),
     "cyclic_lr": _entry(th.make_cyclic_lr),
     "swa_lr": _entry(th.make_swa_lr, {"steps_per_epoch": _SPE}),
-    "chained_scheduler": _entry(th.make_chained_scheduler, {"total_steps": _TOTAL, "steps_per_epoch": _SPE}),
+    "chained_scheduler": _entry(make_chained_scheduler, {"total_steps": _TOTAL, "steps_per_epoch": _SPE}),
     # keras_bert, fastai, transformers
     "adam_warmup": _entry(kb.make_adam_warmup, {"decay_steps": _TOTAL}, ("warmup_steps",)),
     "fit_one_cycle": _entry(fa.make_fit_one_cycle, {"total_steps": _TOTAL}),

@@ -4,7 +4,8 @@ driven by a metric, is paddle_strategy.plateau).
 Torch counts whatever `scheduler.step()` is called for. Here each time argument says its unit: `*_epochs`
 (with `steps_per_epoch`; the LR changes at epoch boundaries, as when torch is stepped once per epoch) or
 `*_steps` (as when torch is stepped once per batch). OneCycleLR and CyclicLR are per batch in torch, so their
-lengths are in steps. Each has torch's closed form; torch's recursive forms agree with it.
+lengths are in steps. Each has torch's closed form; torch's recursive forms agree with it. ChainedScheduler
+builds its parts by name, so it is `registry.make_chained_scheduler`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .parts import LRMomentum, Schedule, anneal_cos, anneal_linear, by_epoch, ph
 
 __all__ = ["make_step_lr", "make_multi_step_lr", "make_epoch_table", "make_cosine_annealing_lr",
            "make_cosine_annealing_warm_restarts", "make_one_cycle_lr", "make_cyclic_lr", "make_swa_lr",
-           "make_chained_scheduler", "one_cycle_curve", "cosine_annealing_curve"]
+           "one_cycle_curve", "cosine_annealing_curve"]
 
 ANNEALERS = {"cos": anneal_cos, "linear": anneal_linear}
 
@@ -256,60 +257,3 @@ def make_swa_lr(learning_rate, swa_lr, *, anneal_epochs=None, anneal_steps=None,
     E = check_steps(f"{where}.anneal_{'steps' if anneal_steps is not None else 'epochs'}", E)
     anneal = ANNEALERS[check_choice(f"{where}.anneal_strategy", anneal_strategy, tuple(ANNEALERS))]
     return by_epoch(lambda u: anneal(lr, target, min(u / E, 1.0) if E else 1.0), spu)
-
-
-def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per_epoch=None) -> Schedule:
-    """torch ChainedScheduler: lr(step) = learning_rate * prod_i factor_i(step).
-
-    Each entry of `schedules` is a catalogue schedule that has a `learning_rate` key, given as
-    {name: ..., its other keys} (YAML) or a callable step -> factor (Python); a dict is built with
-    learning_rate = 1.0 (so its value is its factor, its own lr / its base lr) and with this run's
-    total_steps / steps_per_epoch; it must not set learning_rate itself (the chain's is the only base).
-    For torch's multiplicative schedulers (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR,
-    MultiplicativeLR, LambdaLR tables) this is exactly what torch's chain of recursive updates gives. A
-    schedule that is not a product of its own factor in torch's recursion (CosineAnnealingLR's recursive
-    form reads the LR the others have set) contributes here its closed-form factor, which differs from torch.
-    """
-    from .registry import make_schedule, schedule_keys
-    where = "chained_scheduler"
-    lr = check_lr(f"{where}.learning_rate", learning_rate)
-    if isinstance(schedules, (str, bytes, dict)) or not isinstance(schedules, (list, tuple)) or not schedules:
-        raise TypeError(f"{where}.schedules must be a non-empty list of schedules ({{name: ..., keys}} or "
-                        f"callables step -> factor), got {schedules!r}.")
-    factors = []
-    for i, sub in enumerate(schedules):
-        at = f"{where}.schedules[{i}]"
-        if callable(sub):
-            factors.append(sub)
-            continue
-        if not isinstance(sub, dict) or "name" not in sub:
-            raise TypeError(f"{at} must be {{name: <schedule>, its keys}} or a callable step -> factor, got {sub!r}.")
-        sub = dict(sub)
-        name = sub.pop("name")
-        try:
-            has_lr = "learning_rate" in schedule_keys(name)
-        except ValueError as exc:
-            raise ValueError(f"{at}: {exc}") from None
-        if not has_lr:
-            raise ValueError(f"{at}: schedule {name!r} has no learning_rate key, so it has no factor to chain "
-                             f"(it sets the LR itself, as OneCycleLR / CyclicLR do in torch).")
-        if "learning_rate" in sub:
-            raise ValueError(f"{at}: learning_rate={sub['learning_rate']!r} is not allowed: the chain's "
-                             f"learning_rate is the base of every factor (a chained schedule runs at 1.0).")
-        try:
-            built = make_schedule(name, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                                  learning_rate=1.0, **sub)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"{at}: {exc}") from None
-        if getattr(built, "momentum", None) is not None:
-            raise ValueError(f"{at}: schedule {name!r} also cycles momentum, which a chain of factors cannot "
-                             f"combine.")
-        factors.append(built)
-
-    def chained(step):
-        value = lr
-        for factor in factors:
-            value *= factor(step)
-        return value
-
-    return chained
