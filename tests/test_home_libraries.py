@@ -251,10 +251,10 @@ def test_chained_scheduler_constant_and_exponential_hand_table():
     lr 1, worked through torch's recursions: construction ConstantLR 1 * 0.1, ExponentialLR unchanged at
     last_epoch 0 -> 0.1; step 1: 0.1 * 0.9; step 2: ConstantLR divides by 0.1, * 0.9 -> 0.81; then * 0.9.
     (The docstring's table before pytorch#149189, 0.09, 0.081, 0.729, ..., counts one ExponentialLR step too
-    many.)"""
+    many.) ConstantLR is its closed form, a callable factor."""
+    constant_lr = lambda epoch: 0.1 if epoch < 2 else 1.0  # noqa: E731
     f = cat.make_schedule("chained_scheduler", steps_per_epoch=1, learning_rate=1.0,
-                          schedules=[{"name": "epoch_table", "factors": [0.1, 0.1, 1.0]},
-                                     {"name": "ExponentialDecay", "gamma": 0.9}])
+                          schedules=[constant_lr, {"name": "ExponentialDecay", "gamma": 0.9}])
     assert_close(curve(f, 6), [0.1, 0.09, 0.81, 0.729, 0.6561, 0.59049])
 
 
@@ -280,9 +280,9 @@ lr:
   learning_rate: 0.5
   schedules:
     - {name: step_lr, step_size_epochs: 7, gamma: 0.5}
-    - {name: epoch_table, factors: [%s]}
+    - {name: exponential_decay, decay_steps: 4, decay_rate: 0.95, staircase: true}
     - {name: multi_step_lr, milestones_epochs: [10, 20, 20], gamma: 0.3}
-""" % ", ".join(repr(0.95 ** e) for e in range(epochs)))
+""")
     f = cat.make_schedule(cfg["lr"].pop("name"), total_steps=epochs * spe, steps_per_epoch=spe, **cfg["lr"])
     assert_close(curve(f, epochs * spe), [v for v in want for _ in range(spe)])
     # Python: factors as callables
@@ -290,7 +290,46 @@ lr:
     assert_close(curve(g, 9), [2.0 * 0.5 ** (s // 3) / (1 + s) for s in range(9)])
 
 
+def torch_chain_step_lr_then_lambda_lr(n_epochs, base_lr, step_size, gamma, table):
+    """torch ChainedScheduler([StepLR(opt, step_size, gamma), LambdaLR(opt, lambda e: table[min(e, len - 1)])])
+    stepped once per epoch, from torch's code: each constructor runs its step() once (last_epoch 0), then each
+    chain.step() runs every scheduler's step() in order, and each step() writes its get_lr() into the
+    optimizer. StepLR.get_lr: the optimizer's current lr * gamma when last_epoch is a positive multiple of
+    step_size, else the current lr. LambdaLR.get_lr: base_lr * lambda(last_epoch), whatever the current lr."""
+    def step_lr(current, epoch):
+        return current * gamma if epoch > 0 and epoch % step_size == 0 else current
+
+    def lambda_lr(current, epoch):
+        return base_lr * table[min(epoch, len(table) - 1)]
+
+    lr, out = base_lr, []
+    for epoch in range(n_epochs):
+        for get_lr in (step_lr, lambda_lr):
+            lr = get_lr(lr, epoch)
+        out.append(lr)
+    return out
+
+
+def test_chained_scheduler_lambda_lr_sets_the_lr_as_in_torch():
+    spe, table = 5, [0.1, 0.4, 0.7, 1.0]
+    want = torch_chain_step_lr_then_lambda_lr(200, 0.1, 30, 0.5, table)
+    assert want[29:31] == [0.1, 0.1]  # at StepLR's boundary LambdaLR overwrites the halved lr
+    f = cat.make_schedule("chained_scheduler", total_steps=1000, steps_per_epoch=spe, learning_rate=0.1,
+                          schedules=[{"name": "step_lr", "step_size_epochs": 30, "gamma": 0.5},
+                                     {"name": "epoch_table", "factors": table}])
+    assert_close(curve(f, 1000), [v for v in want for _ in range(spe)])
+    assert f(150) == 0.1  # not 0.1 * 0.5 * 1.0
+    # paddle's LambdaDecay is LambdaLR too
+    g = cat.make_chained_scheduler(0.1, [{"name": "step_lr", "step_size_steps": 30, "gamma": 0.5},
+                                         {"name": "paddle.LambdaDecay", "lr_lambda": lambda e: 1 / (1 + e)}])
+    assert_close(curve(g, 100), [0.1 / (1 + t) for t in range(100)])
+
+
 @pytest.mark.parametrize("schedules,error,pattern", [
+    ([{"name": "epoch_table", "factors": [1.0]}, {"name": "step_lr", "step_size_epochs": 1}], ValueError,
+     r"chained_scheduler.schedules\[1\] comes after chained_scheduler.schedules\[0\] \('epoch_table'\), which sets "
+     r"the LR as torch's LambdaLR does.*Put 'epoch_table' last"),
+    ([{"name": "epoch_table", "factors": [1.0]}, lambda t: 1.0], ValueError, r"schedules\[1\] comes after"),
     ([{"name": "one_cycle_lr", "max_lr": 1.0}], ValueError, r"schedules\[0\]: schedule 'one_cycle_lr' has no "
                                                              r"learning_rate key"),
     ([{"name": "step_lr", "learning_rate": 0.5, "step_size_epochs": 1}], ValueError,

@@ -58,26 +58,43 @@ def _entry(factory, context=None, own_warmup=()):
     return _Entry(factory, _keys_of(factory), dict(context or {}), tuple(own_warmup))
 
 
-def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per_epoch=None) -> Schedule:
-    """torch ChainedScheduler: lr(step) = learning_rate * prod_i factor_i(step).
+# Schedules that set the LR as torch's LambdaLR does (base_lr * lambda(epoch)) rather than multiply it.
+_SETS_LR = ("epoch_table", "LambdaDecay", "paddle.LambdaDecay")
 
-    Each entry of `schedules` is a catalogue schedule that has a `learning_rate` key, given as
-    {name: ..., its other keys} (YAML) or a callable step -> factor (Python); a dict is built with
-    learning_rate = 1.0 (so its value is its factor, its own lr / its base lr) and with this run's
-    total_steps / steps_per_epoch; it must not set learning_rate itself (the chain's is the only base).
-    For torch's multiplicative schedulers (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR,
-    MultiplicativeLR, LambdaLR tables) this is exactly what torch's chain of recursive updates gives. A
-    schedule that is not a product of its own factor in torch's recursion (CosineAnnealingLR's recursive
-    form reads the LR the others have set) contributes here its closed-form factor, which differs from torch.
+
+def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per_epoch=None) -> Schedule:
+    """torch ChainedScheduler: each scheduler.step() steps its schedulers in order, each updating the LR that
+    the ones before it left.
+
+    Each entry of `schedules` is a schedule that has a `learning_rate` key, given as {name: ..., its other
+    keys} (YAML) or a callable step -> factor (Python); a dict is built with learning_rate = 1.0 (its value is
+    its factor) and this run's total_steps / steps_per_epoch; it must not set learning_rate itself (the chain's
+    is the only base).
+    - torch's multiplicative schedulers (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR,
+      MultiplicativeLR; here callables too) multiply the LR by their own change, so torch's recursion gives
+          lr(step) = learning_rate * prod_i factor_i(step).
+    - epoch_table and LambdaDecay are torch's LambdaLR: its step() sets base_lr * factor(epoch), overwriting
+      what the schedulers before it did. Last in the chain: lr(step) = learning_rate * its factor(step), and
+      the schedules before it have no effect, as in torch. A schedule after it is refused: it would multiply
+      in only its change since the previous scheduler.step(), which depends on whether torch is stepped per
+      epoch or per batch.
+    - A schedule whose torch recursion reads the LR the others set (CosineAnnealingLR) contributes its
+      closed-form factor, which differs from torch.
     """
     where = "chained_scheduler"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
     if isinstance(schedules, (str, bytes, dict)) or not isinstance(schedules, (list, tuple)) or not schedules:
         raise TypeError(f"{where}.schedules must be a non-empty list of schedules ({{name: ..., keys}} or "
                         f"callables step -> factor), got {schedules!r}.")
-    factors = []
+    factors, setter = [], None
     for i, sub in enumerate(schedules):
         at = f"{where}.schedules[{i}]"
+        if setter is not None:
+            raise ValueError(f"{at} comes after {where}.schedules[{setter[0]}] ({setter[1]!r}), which sets the LR "
+                             f"as torch's LambdaLR does (learning_rate x its factor, overwriting the schedulers "
+                             f"before it); a scheduler after it would multiply in only its change at each "
+                             f"scheduler.step(), which depends on whether torch is stepped per epoch or per batch. "
+                             f"Put {setter[1]!r} last, or fold the other factors into its own.")
         if callable(sub):
             factors.append(sub)
             continue
@@ -104,6 +121,11 @@ def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per
             raise ValueError(f"{at}: schedule {name!r} also cycles momentum, which a chain of factors cannot "
                              f"combine.")
         factors.append(built)
+        if name in _SETS_LR:
+            setter = (i, name)
+    if setter is not None:
+        last = factors[-1]
+        return lambda step: lr * last(step)
 
     def chained(step):
         value = lr
