@@ -325,6 +325,32 @@ def test_chained_scheduler_lambda_lr_sets_the_lr_as_in_torch():
     assert_close(curve(g, 100), [0.1 / (1 + t) for t in range(100)])
 
 
+def test_chained_scheduler_parts_run_length_keys_follow_the_runs_rule():
+    """A part's own total_steps / steps_per_epoch, as at top level: equal to the run's or left out."""
+    T = 20
+    linear_lr = lambda t: 0.5 + 0.5 * min(t, T) / T  # noqa: E731  paddle.LinearLR(start_factor=0.5), T steps
+    for part in ({"name": "paddle.LinearLR", "start_factor": 0.5},
+                 {"name": "paddle.LinearLR", "start_factor": 0.5, "total_steps": T}):
+        f = cat.make_schedule("chained_scheduler", total_steps=T, steps_per_epoch=2, learning_rate=0.1,
+                              schedules=[part, {"name": "step_lr", "step_size_epochs": 3, "gamma": 0.5}])
+        assert_close(curve(f, T), [0.1 * linear_lr(t) * 0.5 ** (t // 6) for t in range(T)])
+    bad = [({"name": "paddle.LinearLR", "total_steps": 8},
+            r"^chained_scheduler.schedules\[0\]: schedule 'paddle.LinearLR': total_steps=8 does not match the run, "
+            r"which has total_steps=20 .*drop total_steps: it is filled in from the run"),
+           ({"name": "step_lr", "step_size_epochs": 1, "steps_per_epoch": 3},
+            r"^chained_scheduler.schedules\[0\]: schedule 'step_lr': steps_per_epoch=3 does not match the run, "
+            r"which has steps_per_epoch=2"),
+           ({"name": "ExponentialDecay", "gamma": 0.9, "total_steps": 20},
+            r"^chained_scheduler.schedules\[0\]: schedule 'ExponentialDecay': unknown key 'total_steps'")]
+    for part, pattern in bad:
+        with pytest.raises(ValueError, match=pattern):
+            cat.make_schedule("chained_scheduler", total_steps=T, steps_per_epoch=2, learning_rate=0.1,
+                              schedules=[part])
+    # no run length given (a Python call): the part's own is used
+    g = cat.make_chained_scheduler(1.0, [{"name": "paddle.LinearLR", "start_factor": 0.5, "total_steps": 8}])
+    assert_close(curve(g, 12), [0.5 + 0.5 * min(t, 8) / 8 for t in range(12)])
+
+
 @pytest.mark.parametrize("schedules,error,pattern", [
     ([{"name": "epoch_table", "factors": [1.0]}, {"name": "step_lr", "step_size_epochs": 1}], ValueError,
      r"chained_scheduler.schedules\[1\] comes after chained_scheduler.schedules\[0\] \('epoch_table'\), which sets "

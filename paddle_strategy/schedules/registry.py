@@ -68,8 +68,8 @@ def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per
 
     Each entry of `schedules` is a schedule that has a `learning_rate` key, given as {name: ..., its other
     keys} (YAML) or a callable step -> factor (Python); a dict is built with learning_rate = 1.0 (its value is
-    its factor) and this run's total_steps / steps_per_epoch; it must not set learning_rate itself (the chain's
-    is the only base).
+    its factor) and this run's total_steps / steps_per_epoch (a key of that name must match the run, as in
+    make_run_schedule); it must not set learning_rate itself (the chain's is the only base).
     - torch's multiplicative schedulers (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR,
       MultiplicativeLR; here callables too) multiply the LR by their own change, so torch's recursion gives
           lr(step) = learning_rate * prod_i factor_i(step).
@@ -113,8 +113,8 @@ def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per
             raise ValueError(f"{at}: learning_rate={sub['learning_rate']!r} is not allowed: the chain's "
                              f"learning_rate is the base of every factor (a chained schedule runs at 1.0).")
         try:
-            built = make_schedule(name, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                                  learning_rate=1.0, **sub)
+            built = make_run_schedule(name, {**sub, "learning_rate": 1.0}, total_steps=total_steps,
+                                      steps_per_epoch=steps_per_epoch)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{at}: {exc}") from None
         if getattr(built, "momentum", None) is not None:
