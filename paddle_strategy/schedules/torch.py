@@ -47,15 +47,16 @@ def one_cycle_curve(total_steps: int, pct_start: float, three_phase: bool, point
 
 
 def _clock(where, name, epochs_value, steps_value, steps_per_epoch):
-    """(value, steps per unit) for a time argument given as exactly one of `{name}_epochs` / `{name}_steps`."""
+    """(value, steps per unit, the key given as `where.key`) for a time argument given as exactly one of
+    `{name}_epochs` / `{name}_steps`."""
     if (epochs_value is None) == (steps_value is None):
         raise ValueError(f"{where}: give exactly one of {name}_epochs and {name}_steps, got "
                          f"{name}_epochs={shown(epochs_value)}, {name}_steps={shown(steps_value)}.")
     if steps_value is not None:
-        return steps_value, 1
+        return steps_value, 1, f"{where}.{name}_steps"
     if steps_per_epoch is None:
         raise ValueError(f"{where}.{name}_epochs={shown(epochs_value)} needs steps_per_epoch, got None.")
-    return epochs_value, check_steps(f"{where}.steps_per_epoch", steps_per_epoch, low=1)
+    return epochs_value, check_steps(f"{where}.steps_per_epoch", steps_per_epoch, low=1), f"{where}.{name}_epochs"
 
 
 def make_step_lr(learning_rate, *, step_size_epochs=None, step_size_steps=None, gamma=0.1,
@@ -63,9 +64,8 @@ def make_step_lr(learning_rate, *, step_size_epochs=None, step_size_steps=None, 
     """StepLR: lr * gamma ** (u // step_size), u = epoch (step // steps_per_epoch) or step."""
     where = "step_lr"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    size, spu = _clock(where, "step_size", step_size_epochs, step_size_steps, steps_per_epoch)
-    unit = "steps" if step_size_steps is not None else "epochs"
-    size = check_steps(f"{where}.step_size_{unit}", size, low=1)
+    size, spu, key = _clock(where, "step_size", step_size_epochs, step_size_steps, steps_per_epoch)
+    size = check_steps(key, size, low=1)
     g = check_number(f"{where}.gamma", gamma, low=0)
     return by_epoch(lambda u: lr * g ** (u // size), spu)
 
@@ -75,9 +75,8 @@ def make_multi_step_lr(learning_rate, *, milestones_epochs=None, milestones_step
     """MultiStepLR: lr * gamma ** (number of milestones <= u); a repeated milestone counts twice, as in torch."""
     where = "multi_step_lr"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    marks, spu = _clock(where, "milestones", milestones_epochs, milestones_steps, steps_per_epoch)
-    unit = "steps" if milestones_steps is not None else "epochs"
-    marks = sorted(check_numbers(f"{where}.milestones_{unit}", marks, low=0, integer=True))
+    marks, spu, key = _clock(where, "milestones", milestones_epochs, milestones_steps, steps_per_epoch)
+    marks = sorted(check_numbers(key, marks, low=0, integer=True))
     g = check_number(f"{where}.gamma", gamma, low=0)
     return by_epoch(lambda u: lr * g ** bisect_right(marks, u), spu)
 
@@ -98,8 +97,8 @@ def make_cosine_annealing_lr(learning_rate, *, t_max_epochs=None, t_max_steps=No
     """
     where = "cosine_annealing_lr"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    t_max, spu = _clock(where, "t_max", t_max_epochs, t_max_steps, steps_per_epoch)
-    t_max = check_steps(f"{where}.t_max_{'steps' if t_max_steps is not None else 'epochs'}", t_max, low=1)
+    t_max, spu, key = _clock(where, "t_max", t_max_epochs, t_max_steps, steps_per_epoch)
+    t_max = check_steps(key, t_max, low=1)
     floor = check_lr(f"{where}.eta_min", eta_min)
     return by_epoch(cosine_annealing_curve(lr, t_max, floor), spu)
 
@@ -119,8 +118,8 @@ def make_cosine_annealing_warm_restarts(learning_rate, *, t_0_epochs=None, t_0_s
     """
     where = "cosine_annealing_warm_restarts"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    t_0, spu = _clock(where, "t_0", t_0_epochs, t_0_steps, steps_per_epoch)
-    t_0 = check_steps(f"{where}.t_0_{'steps' if t_0_steps is not None else 'epochs'}", t_0, low=1)
+    t_0, spu, key = _clock(where, "t_0", t_0_epochs, t_0_steps, steps_per_epoch)
+    t_0 = check_steps(key, t_0, low=1)
     mult = check_steps(f"{where}.t_mult", t_mult, low=1)
     floor = check_lr(f"{where}.eta_min", eta_min)
     smooth = check_bool(f"{where}.fractional_epochs", fractional_epochs)
@@ -253,7 +252,7 @@ def make_swa_lr(learning_rate, swa_lr, *, anneal_epochs=None, anneal_steps=None,
     target = check_lr(f"{where}.swa_lr", swa_lr)
     if anneal_epochs is None and anneal_steps is None:
         anneal_epochs = 10  # torch's default
-    E, spu = _clock(where, "anneal", anneal_epochs, anneal_steps, steps_per_epoch)
-    E = check_steps(f"{where}.anneal_{'steps' if anneal_steps is not None else 'epochs'}", E)
+    E, spu, key = _clock(where, "anneal", anneal_epochs, anneal_steps, steps_per_epoch)
+    E = check_steps(key, E)
     anneal = ANNEALERS[check_choice(f"{where}.anneal_strategy", anneal_strategy, tuple(ANNEALERS))]
     return by_epoch(lambda u: anneal(lr, target, min(u / E, 1.0) if E else 1.0), spu)
