@@ -1,11 +1,12 @@
-"""The package's layout, read from its source with ast: no import cycle between its modules (every import
-statement counts, at module level or inside a function)."""
+"""The package's layout, read from its source: no module over 450 lines, and no import cycle between its
+modules (read with ast: every import statement counts, at module level or inside a function)."""
 import ast
 from pathlib import Path
 
 import paddle_strategy
 
 PACKAGE = Path(paddle_strategy.__file__).parent
+MAX_LINES = 450
 
 
 def package_modules():
@@ -85,3 +86,10 @@ def test_the_graph_resolves_relative_and_function_level_imports():
 
 def test_no_import_cycle_in_the_package():
     assert find_cycle(import_graph()) is None
+
+
+def test_no_module_over_450_lines():
+    modules = package_modules()
+    assert len(modules) > 40 and "paddle_strategy.lr_find" in modules  # the walk sees the whole package
+    lines = {name: len(path.read_text().splitlines()) for name, path in modules.items()}
+    assert {name: n for name, n in lines.items() if n > MAX_LINES} == {}
