@@ -251,7 +251,7 @@ def test_fastai_sgdr_restarts_one_batch_late_where_float32_rounds_up_and_we_do_n
     assert max(d for d in diffs if d < 0.01) < 3e-7 * 0.1  # elsewhere: the documented 3e-7 of lr_max
 
 
-# ================================================================ new torch schedules
+# ================================================================ torch: chained, SWALR, CyclicLR
 def test_chained_scheduler_constant_and_exponential_hand_table():
     """torch's docs example ChainedScheduler([ConstantLR(factor=0.1, total_iters=2), ExponentialLR(gamma=0.9)]),
     lr 1, worked through torch's recursions: construction ConstantLR 1 * 0.1, ExponentialLR unchanged at
@@ -450,7 +450,7 @@ def test_cyclic_lr_settings_torch_would_ignore_are_refused():
     assert curve(same, 7) == curve(cat.make_cyclic_lr(0.1, 1.0, step_size_up=2, mode="exp_range", gamma=0.9), 7)
 
 
-# ================================================================ new transformers schedules
+# ================================================================ transformers
 def hf_hard_restarts(step, W, T, cycles):
     if step < W:
         return float(step) / float(max(1, W))
@@ -535,7 +535,7 @@ def test_transformers_wsd_with_both_lengths_warns_and_uses_num_stable_steps():
         cat.make_warmup_stable_decay(1.0, 5, 10, num_training_steps=35, num_stable_steps=20)
 
 
-# ================================================================ new fastai schedules
+# ================================================================ fastai: sched_exp, sched_poly, combine_scheds
 def fastai_combine64(pcts, scheds, pos):
     bounds = np.cumsum([0.0] + list(pcts))
     idx = min(int(np.nonzero(pos >= bounds)[0].max()), len(bounds) - 2)
@@ -590,8 +590,8 @@ def test_fastai_combine_scheds_bad_input(kw, error, pattern):
         cat.make_schedule("combine_scheds", total_steps=10, **kw)
 
 
-# ========================================================== each new name: YAML lr:, CombinedStrategy, plot, resume
-NEW = {
+# ============================================= each of these names: YAML lr:, CombinedStrategy, plot, resume
+END_TO_END = {
     "chained_scheduler": dict(learning_rate=0.1, schedules=[{"name": "step_lr", "step_size_epochs": 2},
                                                             {"name": "ExponentialDecay", "gamma": 0.95}]),
     "swa_lr": dict(learning_rate=0.1, swa_lr=0.01, anneal_epochs=3),
@@ -606,14 +606,64 @@ NEW = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(NEW))
-def test_new_schedule_from_yaml_combined_strategy_python_plot_and_resume(name, tmp_path):
-    epochs, spe = 4, 5
+EPOCHS, SPE = 4, 5
+T_RUN = EPOCHS * SPE
+
+
+def _hf_warmup_then(W, after):
+    """transformers' linear warmup lr * t / W, then `after(progress)` with progress = (t - W) / (T - W)."""
+    return lambda t: 0.1 * t / W if t < W else after((t - W) / (T_RUN - W))
+
+
+def _cyclic(t):
+    """Smith's triangular CLR (torch's CyclicLR) with scale 0.9 ** cycle: half cycles of 3 steps."""
+    cycle = math.floor(1 + t / 6)
+    x = abs(t / 3 - 2 * cycle + 1)
+    return 0.01 + (0.1 - 0.01) * max(0.0, 1 - x) * 0.9 ** cycle
+
+
+def _swa(t):
+    """SWALR cos from 0.1 to 0.01 over 3 epochs of 5 steps, then 0.01."""
+    a = (1 - math.cos(math.pi * min((t // 5) / 3, 1.0))) / 2
+    return 0.01 * a + 0.1 * (1 - a)
+
+
+def _combine(t):
+    """fastai: lin 0.01 -> 0.1 over the first 30 % of the run, then SchedCos 0.1 -> 0.001."""
+    pos = t / T_RUN
+    if pos < 0.3:
+        return 0.01 + (0.1 - 0.01) * pos / 0.3
+    p = (pos - 0.3) / 0.7
+    return 0.1 + (1 + math.cos(math.pi * (1 - p))) * (0.001 - 0.1) / 2
+
+
+# Each schedule's curve over the T_RUN = 20 steps of END_TO_END's settings (5 steps an epoch), from its source's formula.
+FORMULAS = {
+    "chained_scheduler": lambda t: 0.1 * 0.1 ** (t // 10) * 0.95 ** t,  # StepLR every 2 epochs, gamma 0.1
+    "swa_lr": _swa,
+    "cyclic_lr": _cyclic,
+    "cosine_with_restarts": _hf_warmup_then(3, lambda p: 0.0 if p >= 1 else
+                                            0.1 * 0.5 * (1 + math.cos(math.pi * ((3 * p) % 1.0)))),
+    "cosine_with_min_lr": _hf_warmup_then(3, lambda p: 0.1 * max(0.0, 0.1 + 0.9 * 0.5 *
+                                                                 (1 + math.cos(math.pi * 1.5 * 2 * p)))),
+    # one step ahead: warmup (t + 1) / W, then progress (t - W + 1) / (T - W), num_cycles 0.5
+    "cosine_warmup_with_min_lr": lambda t: 0.1 * ((t + 1) / 3 if t < 3 else max(0.0, 0.1 + 0.9 * 0.5 * (
+        1 + math.cos(math.pi * (t - 2) / 17)))),
+    "sched_exp": lambda t: 0.1 * (0.001 / 0.1) ** (t / T_RUN),
+    "sched_poly": lambda t: 0.1 + (0.001 - 0.1) * (t / T_RUN) ** 2,
+    "combine_scheds": _combine,
+}
+
+
+@pytest.mark.parametrize("name", sorted(END_TO_END))
+def test_schedule_from_yaml_combined_strategy_python_plot_and_resume(name, tmp_path):
+    epochs, spe = EPOCHS, SPE
     T = epochs * spe
-    direct = cat.make_schedule(name, total_steps=T, steps_per_epoch=spe, **NEW[name])
+    direct = cat.make_schedule(name, total_steps=T, steps_per_epoch=spe, **END_TO_END[name])
     want = curve(direct, T)
+    assert_close(want, [FORMULAS[name](t) for t in range(T)], rtol=1e-12, atol=1e-15)
     # YAML `lr:` through PaddleOCR's Optimizer schema
-    text = yaml.safe_dump({"Optimizer": {"name": "Momentum", "momentum": 0.9, "lr": {"name": name, **NEW[name]}}})
+    text = yaml.safe_dump({"Optimizer": {"name": "Momentum", "momentum": 0.9, "lr": {"name": name, **END_TO_END[name]}}})
     opt, sched = ps.build_optimizer(yaml.safe_load(text)["Optimizer"], epochs, spe, paddle.nn.Linear(2, 2))
     seen = []
     for _ in range(T):
@@ -621,17 +671,17 @@ def test_new_schedule_from_yaml_combined_strategy_python_plot_and_resume(name, t
         sched.step()
     assert seen == want
     # CombinedStrategy(scheduler={"schedule": ...})
-    strategy = ps.CombinedStrategy("momentum", scheduler={"schedule": {"name": name, **NEW[name]}})
+    strategy = ps.CombinedStrategy("momentum", scheduler={"schedule": {"name": name, **END_TO_END[name]}})
     _, lr2 = strategy.build(paddle.nn.Linear(2, 2), max_train_steps=T, steps_per_epoch=spe)
     assert [lr2.lr_at(t) for t in range(T)] == want
     # plot
     path = tmp_path / f"{name}.png"
     assert plot_lr(lr2, T, path).read_bytes().startswith(b"\x89PNG")
     # state_dict resume mid-run
-    run = StrategyLR(cat.make_schedule(name, total_steps=T, steps_per_epoch=spe, **NEW[name]), steps_per_epoch=spe)
+    run = StrategyLR(cat.make_schedule(name, total_steps=T, steps_per_epoch=spe, **END_TO_END[name]), steps_per_epoch=spe)
     for _ in range(7):
         run.step()
-    resumed = StrategyLR(cat.make_schedule(name, total_steps=T, steps_per_epoch=spe, **NEW[name]),
+    resumed = StrategyLR(cat.make_schedule(name, total_steps=T, steps_per_epoch=spe, **END_TO_END[name]),
                          steps_per_epoch=spe)
     resumed.set_state_dict(dict(run.state_dict()))
     for t in range(7, T):
