@@ -13,7 +13,7 @@
     Metric:        name: a metric name or a list of them (acc, f1, precision, recall, matthews); the first
                    picks the best model
     Strategy:      name (a strategy class, e.g. ULMFiTStrategy) + its arguments    } exactly one of the two
-    Optimizer:     PaddleOCR's schema (paddle_strategy.build.build_optimizer)     }
+    Optimizer:     PaddleOCR's schema (strategies.ppocr.build_optimizer)          }
     Train / Eval:  dataset: {name: RottenTomatoes, split: train | dev | test, size, max_len, split_seed}
                    loader: {batch_size_per_card, shuffle, num_workers}
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import paddle_strategy as ps
-from paddle_strategy.catalogue import make_schedule
+from paddle_strategy.schedules import make_schedule
 from paddle_strategy.config import MAX_YAML_NODES, SafeFloatLoader, apply_overrides, load_config, parse_overrides
 from paddle_strategy.program import check_config
 

@@ -2,14 +2,21 @@
 import bz2
 import csv
 import importlib.util
+import math
 import os
+import re
 import subprocess
 import sys
+import time
 
+import paddle
 import pytest
 import yaml
 
 from paddle_strategy import data
+from paddle_strategy.strategies.by_name import build_strategy
+
+from helpers import batch, mlp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "bench_transfer.py")
@@ -49,13 +56,35 @@ def test_full_corpus_split_is_fixed_disjoint_and_drops_plots():
 
 
 def test_every_transfer_config_builds_its_strategy():
+    """Each config's Strategy section, as a run gets it (the LR and epochs filled in), builds on a model for the
+    run's length, num_epoch = epochs + Bench.extra_epochs: a stock optimizer driven by a scheduler that never
+    exceeds the chosen LR (block 0's, the head's, at multiplier 1) and comes within 0.1 % of it (a one-cycle
+    with pct_start 0.99 peaks between two steps)."""
     bench = _tool()
     configs = bench.load_configs()
     names = [c["name"] for c in configs]
     on_disk = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(ROOT, "configs", "transfer")))
     assert sorted(names) == on_disk and names[:2] == ["linear_probe", "plain_finetune"]
+    optimizers = {"adam": paddle.optimizer.Adam, "adamw": paddle.optimizer.AdamW}
+    epochs, steps_per_epoch = 2, 50
     for c in configs:
         assert len(c["lr_grid"]) == 3, c["name"]  # the issue's 3-point sweep
+        chosen = c["lr_grid"][1]
+        section = bench.strategy_section(c, chosen, epochs)
+        strategy = build_strategy(section)
+        model = mlp((4,) + (8,) * 9 + (2,))  # ten Linear layers: enough blocks for n_blocks / dis_blocks 8
+        T = (epochs + c["extra_epochs"]) * steps_per_epoch
+        optimizer, scheduler = strategy.build(model, T, steps_per_epoch=steps_per_epoch, sample_input=(batch()[0],))
+        # Adam, or AdamW where the recipe decays weights decoupled (fastai, AdamWeightDecay)
+        assert isinstance(optimizer, optimizers[section.get("optimizer_name", "adam")]) or (
+            isinstance(optimizer, paddle.optimizer.AdamW) and section.get("optimizer_name", "adam") == "adam"), c["name"]
+        assert optimizer._learning_rate is scheduler, c["name"]
+        lrs = []
+        for _ in range(T):
+            lrs.append(scheduler.last_lr)
+            scheduler.step()
+        assert all(math.isfinite(v) and v <= chosen * (1 + 1e-12) for v in lrs), c["name"]
+        assert max(lrs) == pytest.approx(chosen, rel=1e-3), c["name"]
 
 
 def test_bad_bench_config_names_the_key(tmp_path):
@@ -78,6 +107,35 @@ def test_bad_bench_config_names_the_key(tmp_path):
         bench.load_configs(["ulmfitt"])
 
 
+def evaluations(log_path):
+    """{(config name, seed): {step: dev accuracy}} from the [eval] lines of each run in transfer_runs.log."""
+    runs, current = {}, None
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        head = re.match(r"=== (\S+) size \d+ seed (\d+) ", line)
+        if head:
+            current = runs.setdefault(head.groups(), {})
+        found = re.match(r"\[eval\] step (\d+) .*\bacc ([0-9.]+)", line)
+        if found:
+            current[int(found[1])] = float(found[2])
+    return runs
+
+
+def run_gaps(stdout):
+    """{(config name, seed): seconds between the bench's `[run]` line and its result line} (HH:MM:SS stamps)."""
+    gaps, started = {}, None
+    for line in stdout.splitlines():
+        stamp = re.match(r"(\d\d):(\d\d):(\d\d) ", line)
+        if not stamp:
+            continue
+        t = int(stamp[1]) * 3600 + int(stamp[2]) * 60 + int(stamp[3])
+        run = re.match(r"\S+ \[run\] \w+ (\S+) size \d+ seed (\d+) ", line)
+        if run:
+            started = (run.groups(), t)
+        elif re.match(r"\S+ +dev ", line):
+            gaps[started[0]] = (t - started[1]) % 86400
+    return gaps
+
+
 def _run(out, tmp):
     tmp.mkdir(exist_ok=True)  # each run's checkpoints go to a temporary directory (TMPDIR), deleted after it
     return subprocess.run([sys.executable, TOOL, "--quick", "--only", "plain_finetune", "linear_probe",
@@ -88,8 +146,11 @@ def _run(out, tmp):
 @needs_data
 def test_quick_bench_end_to_end_records_every_run_and_resumes(tmp_path):
     out = tmp_path / "results"
+    started = time.monotonic()
     proc = _run(out, tmp_path / "tmp")
+    elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    evals = evaluations(out / "transfer_runs.log")
     with open(out / "transfer.csv", newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == RUN_COLUMNS
@@ -112,7 +173,11 @@ def test_quick_bench_end_to_end_records_every_run_and_resumes(tmp_path):
         assert (r["train_size"], r["batch_size"], r["epochs"], r["max_len"]) == ("40", "4", "1", "16")
         assert (r["dev_size"], r["test_size"], r["split_seed"]) == ("16", "16", "0")
         assert r["steps"] == "10"  # 40 snippets / batch 4, one epoch
-        assert int(r["best_step"]) in (5, 10)  # evaluated every 5 steps
+        # evaluated every 5 steps (the run's own log): the best is the first step with the highest accuracy
+        acc = evals[(r["strategy"], r["seed"])]
+        assert sorted(acc) == [5, 10]
+        best = max(acc.values())
+        assert (int(r["best_step"]), float(r["dev_acc"])) == (min(s for s in acc if acc[s] == best), best)
         for k in ("dev_acc", "test_acc"):  # a count of 16 snippets
             assert abs(float(r[k]) * 16 - round(float(r[k]) * 16)) < 1e-6
     assert "FineTuneStrategy(epochs=0" in rows[0]["strategy_config"]  # the probe: head-only epochs
@@ -121,7 +186,14 @@ def test_quick_bench_end_to_end_records_every_run_and_resumes(tmp_path):
         reader = csv.DictReader(f)
         assert reader.fieldnames == TIMING_COLUMNS
         timing = list(reader)
-    assert len(timing) == 4 and all(float(t["wall_s"]) > 0 and float(t["peak_rss_mb"]) > 100 for t in timing)
+    assert len(timing) == 4 and all(float(t["peak_rss_mb"]) > 100 for t in timing)
+    # each run's wall time: within the time between the bench's own time stamps around it (to the second), all
+    # within the bench's, and steps / wall time is its speed (both rounded in the CSV)
+    gaps = run_gaps(proc.stdout)
+    for t in timing:
+        assert 0 < float(t["wall_s"]) <= gaps[(t["strategy"], t["seed"])] + 1, (t, gaps)
+        assert abs(float(t["wall_s"]) * float(t["steps_per_s"]) - 10) < 0.3, t
+    assert sum(float(t["wall_s"]) for t in timing) < elapsed
     md = (out / "transfer.md").read_text(encoding="utf-8")
     assert "`python tools/bench_transfer.py --quick`" in md and "| baseline |" in md
     assert (out / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

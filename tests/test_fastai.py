@@ -9,7 +9,7 @@ import paddle.nn as nn
 import pytest
 
 import paddle_strategy as ps
-from paddle_strategy import fastai as fa
+from paddle_strategy.strategies import fastai as fa
 from helpers import batch, mlp, snapshot, step
 
 TOL = dict(rtol=1e-5, atol=1e-8)

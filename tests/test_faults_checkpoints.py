@@ -15,7 +15,7 @@ import pytest
 
 import paddle_strategy as ps
 from paddle_strategy import program
-from paddle_strategy.checkpoints import verify_dir
+from paddle_strategy.training.checkpoint_files import verify_dir
 
 from helpers import assert_same_params as assert_same
 from helpers import checkpoint_steps as steps

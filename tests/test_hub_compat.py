@@ -10,9 +10,7 @@ import sys
 
 import pytest
 
-import paddle_strategy.strategy as strategy_module
-import paddle_strategy.trainer as trainer_module
-from paddle_strategy import hub
+from paddle_strategy import hub, strategies, training
 from helpers import batch, mlp
 
 FIVE = ("AdamWeightDecayStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrategy", "ULMFiTStrategy",
@@ -20,18 +18,18 @@ FIVE = ("AdamWeightDecayStrategy", "DefaultFinetuneStrategy", "L2SPFinetuneStrat
 
 
 def test_1x_top_level_names_are_paddle_strategy_classes():
-    assert hub.RunConfig is trainer_module.RunConfig
-    assert hub.Trainer is trainer_module.Trainer
+    assert hub.RunConfig is training.RunConfig
+    assert hub.Trainer is training.Trainer
     for name in FIVE:
-        assert getattr(hub, name) is getattr(strategy_module, name), name
+        assert getattr(hub, name) is getattr(strategies, name), name
 
 
 def test_1x_finetune_strategy_namespace():
     for name in FIVE:
-        assert getattr(hub.finetune.strategy, name) is getattr(strategy_module, name), name
+        assert getattr(hub.finetune.strategy, name) is getattr(strategies, name), name
     from paddle_strategy.hub.finetune.strategy import ULMFiTStrategy
     import paddle_strategy.hub.finetune.strategy as ns
-    assert ULMFiTStrategy is strategy_module.ULMFiTStrategy and ns is hub.finetune.strategy
+    assert ULMFiTStrategy is strategies.ULMFiTStrategy and ns is hub.finetune.strategy
 
 
 def test_nothing_else_is_imitated():

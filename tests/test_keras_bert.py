@@ -7,7 +7,7 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_strategy import keras_bert as kb
+from paddle_strategy.strategies import keras_bert as kb
 from helpers import batch, mlp, snapshot, step
 
 

@@ -1,4 +1,4 @@
-"""Issue 13 step 2: one parameter table decides every parameter's LR multiplier, phases, decay, regularizer and
+"""One parameter table decides every parameter's LR multiplier, phases, decay, regularizer and
 unfreeze epoch; it is plain data (no optimizer needed) and leaves no private marks on the parameters."""
 import numpy as np
 import paddle
@@ -90,24 +90,41 @@ def test_keras_bert_decay_pattern_is_the_tables_decay_rule():
                                                               "head.weight"}
 
 
-def test_build_leaves_no_private_marks_and_restores_paramattr_factors():
+def parameter_attrs(p):
+    """A parameter's own attributes, by value (one level of dicts copied: optimize_attr is edited in place)."""
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in vars(p).items()}
+
+
+def test_build_leaves_no_marks_on_the_parameters_and_restores_paramattr_factors():
     model = Net()
     model.head.weight.optimize_attr["learning_rate"] = 3.0  # a ParamAttr factor of the user's
+    fresh = dict(Net().named_parameters())  # never built
+    before = {n: parameter_attrs(p) for n, p in model.named_parameters()}
     for _ in range(2):  # a rebuild must not compound the factors
         opt, lr = ps.ULMFiTStrategy(learning_rate=1e-3, dis_blocks=3, factor=2.0, frz_blocks=1).build(
             model, 10, 5, sample_input=sample())
         assert model.head.weight.optimize_attr["learning_rate"] == 3.0
         assert model.body.weight.optimize_attr["learning_rate"] == 0.25
-    for p in model.parameters():
-        assert not [a for a in dir(p) if a.startswith("_ps_")], p.name
+    # 3 blocks of the 4 units: head + mid | norm | body at 2 ** -k
+    multiplier = {"head": 1.0, "mid": 1.0, "norm": 0.5, "body": 0.25}
+    for n, p in model.named_parameters():
+        assert set(dir(p)) == set(dir(fresh[n])) and vars(p).keys() == vars(fresh[n]).keys(), n  # nothing added
+        after, was = parameter_attrs(p), before[n]
+        # the one change: the ParamAttr LR factor is the user's own times the table's multiplier
+        assert after.pop("optimize_attr") == {"learning_rate": was.pop("optimize_attr")["learning_rate"]
+                                              * multiplier[n.split(".")[0]]}, n
+        assert after == was, n
     assert lr.parameters_by_name.keys() == dict(model.named_parameters()).keys()
 
 
 def test_table_is_what_sgd_measures():
-    """The multipliers the table states are the ones one SGD step applies (lr_eff = lr * multiplier)."""
+    """Discriminative blocks=3, factor=4 on the four units (the output side taking the extra unit: head + mid |
+    norm | body): block k at 4 ** -k, in the table and in what one SGD step applies (lr_eff = lr * multiplier)."""
     model = Net()
     s = ps.CombinedStrategy("sgd", learning_rate=0.1, scheduler={"discriminative": {"blocks": 3, "factor": 4.0}})
+    want = {"head": 1.0, "mid": 1.0, "norm": 0.25, "body": 0.0625}
     table = s.param_table(model, sample_input=sample())
+    assert {n: r.multiplier for n, r in table.rows.items()} == {n: want[n.split(".")[0]] for n in table.rows}
     opt, _ = s.build(model, 10, sample_input=sample())
     before = {n: p.numpy().copy() for n, p in model.named_parameters()}
     x, y = batch()
@@ -115,5 +132,5 @@ def test_table_is_what_sgd_measures():
     grads = {n: p.grad.numpy().copy() for n, p in model.named_parameters()}
     opt.step()
     for n, p in model.named_parameters():
-        np.testing.assert_allclose(p.numpy(), before[n] - 0.1 * table.rows[n].multiplier * grads[n], rtol=1e-5,
+        np.testing.assert_allclose(p.numpy(), before[n] - 0.1 * want[n.split(".")[0]] * grads[n], rtol=1e-5,
                                    atol=1e-7)

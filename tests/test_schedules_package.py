@@ -1,5 +1,5 @@
-"""The schedules package (issue 13 step 3): old import paths, the shared parts, PaddleHub's schedules as joins,
-the LR finder's sweep as a schedule. Expected values are written out here or hand tables."""
+"""The schedules package: the shared parts, PaddleHub's schedules as joins, the LR finder's sweep as a
+schedule. Expected values are written out here or hand tables."""
 import importlib
 import math
 
@@ -8,47 +8,6 @@ import pytest
 import paddle_strategy as ps
 from paddle_strategy import schedules
 from paddle_strategy.lr import StrategyLR
-
-# paddle_strategy.catalogue's __all__ before the move, as the README documents it: every name must still import.
-OLD_CATALOGUE_NAMES = [
-    "Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "anneal_exp", "anneal_poly", "by_epoch",
-    "with_warmup", "with_floor", "join_schedules", "with_restarts", "cycle_position",
-    "SCHEDULES", "GENERIC_KEYS", "make_schedule", "schedule_keys",
-    "make_ppocr_linear", "make_ppocr_cosine", "make_ppocr_step", "make_ppocr_piecewise",
-    "make_ppocr_multi_step_decay", "make_ppocr_cyclical_cosine", "make_ppocr_one_cycle", "make_ppocr_const",
-    "make_ppocr_decay_learning_rate", "make_ppocr_two_step_cosine",
-    "PADDLE_CLASSES", "make_paddle_lr",
-    "make_piecewise_constant", "make_exponential_decay", "make_natural_exp_decay", "make_inverse_time_decay",
-    "make_polynomial_decay", "make_cosine_decay", "make_linear_cosine_decay", "make_noisy_linear_cosine_decay",
-    "make_cosine_decay_restarts",
-    "make_step_lr", "make_multi_step_lr", "make_epoch_table", "make_cosine_annealing_lr",
-    "make_cosine_annealing_warm_restarts", "make_one_cycle_lr", "make_cyclic_lr", "make_swa_lr",
-    "make_chained_scheduler", "ReduceLROnPlateau",
-    "make_adam_warmup", "calc_train_steps",
-    "make_fit_one_cycle", "make_fit_flat_cos", "make_fit_sgdr", "make_combine_scheds", "make_sched_exp",
-    "make_sched_poly",
-    "make_warmup_stable_decay", "make_inverse_sqrt", "make_cosine_with_restarts", "make_cosine_with_min_lr",
-    "make_cosine_warmup_with_min_lr",
-]
-MOVED = {"registry": "registry", "parts": "parts", "ppocr": "ppocr", "paddle_classes": "paddle_classes",
-         "tf_decays": "tf", "hf_schedules": "hf", "fastai_schedules": "fastai", "keras_bert_lr": "keras_bert",
-         "_validate": "_validate"}
-
-
-def test_old_catalogue_import_paths_still_work():
-    cat = importlib.import_module("paddle_strategy.catalogue")
-    missing = [name for name in OLD_CATALOGUE_NAMES if not hasattr(cat, name)]
-    assert missing == []
-    for old, new in MOVED.items():  # the moved module itself, attribute and `import a.b.c` alike
-        moved = importlib.import_module(f"paddle_strategy.schedules.{new}")
-        assert importlib.import_module(f"paddle_strategy.catalogue.{old}") is moved, old
-        assert getattr(cat, old) is moved, old
-    from paddle_strategy.catalogue.registry import make_run_schedule, make_schedule  # noqa: F401
-    from paddle_strategy.catalogue.torch_schedulers import ReduceLROnPlateau, make_one_cycle_lr, one_cycle_curve
-    from paddle_strategy.plateau import ReduceLROnPlateau as plateau_class
-    assert ReduceLROnPlateau is plateau_class is cat.ReduceLROnPlateau
-    assert make_one_cycle_lr is schedules.make_one_cycle_lr and callable(one_cycle_curve)
-    assert cat.make_schedule is schedules.make_schedule and cat.SCHEDULES is schedules.SCHEDULES
 
 
 def test_phases_on_a_bound_next_and_previous():

@@ -13,7 +13,7 @@ import paddle
 import pytest
 
 import paddle_strategy as ps
-from paddle_strategy.checkpoints import verify_dir as _verify_dir
+from paddle_strategy.training.checkpoint_files import verify_dir as _verify_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -256,7 +256,7 @@ def test_paddlehub_protocol_model_trains_and_evaluates(tmp_path, capsys):
 
 
 def test_metrics_match_a_hand_worked_confusion_matrix():
-    from paddle_strategy.metrics import make_metrics
+    from paddle_strategy.training.metrics import make_metrics
     labels = np.array([1, 1, 0, 0, 1, 0])
     preds = np.array([[0, 1], [1, 0], [1, 0], [0, 1], [0, 1], [1, 0]], dtype="float32")  # 1, 0, 0, 1, 1, 0
     # tp = 2, fn = 1, fp = 1, tn = 2
@@ -322,7 +322,7 @@ def test_best_model_is_the_best_evaluation(tmp_path):
 def test_use_cuda_without_a_gpu_says_so_once(tmp_path, capsys, monkeypatch):
     if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
         pytest.skip("this machine has a GPU")
-    import paddle_strategy.trainer as tr
+    import paddle_strategy.training.trainer as tr
     monkeypatch.setattr(tr, "_said_no_gpu", False)
     for _ in range(2):
         ps.Trainer(paddle.nn.Linear(4, 2), ps.RunConfig(checkpoint_dir=str(tmp_path), use_cuda=True),

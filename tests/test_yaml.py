@@ -168,7 +168,7 @@ def test_adamw_defaults_to_paddleocr_weight_decay_and_takes_an_l2_regularizer_as
     (model(paddle.ones([2, 4])).sum() * 0.0).backward()
     opt.step()
     np.testing.assert_allclose(model.weight.numpy(), before * (1 - 0.1 * 0.01), rtol=1e-6)  # PaddleOCR's 0.01
-    # PaddleOCR hands L2Decay's factor to AdamW as its weight_decay (tests/test_issue12_schedules.py: each combination)
+    # PaddleOCR hands L2Decay's factor to AdamW as its weight_decay (tests/test_home_libraries.py: each combination)
     with pytest.warns(UserWarning, match=r"AdamW's decoupled weight_decay=0\.0001"):
         ps.build_optimizer({"name": "AdamW", "lr": 0.1, "regularizer": {"name": "L2", "factor": 1e-4}}, 1, 2, model)
     with pytest.raises(ValueError, match="Optimizer.lr is required"):

@@ -67,7 +67,7 @@ TIMING_COLUMNS = ["phase", "strategy", "train_size", "seed", "lr", "wall_s", "st
 def load_bench_config(path):
     """{name, path, label, lr_key, lr_grid, epochs_key, extra_epochs, group, strategy} of one
     configs/transfer/*.yml; keys are checked before anything trains."""
-    from paddle_strategy.build import build_strategy
+    from paddle_strategy.strategies.by_name import build_strategy
     from paddle_strategy.config import check_keys, load_config
     from paddle_strategy._checks import check_number
     cfg = load_config(path)
@@ -128,7 +128,7 @@ def run_one(spec):
     import resource
     import paddle
     import paddle_strategy as ps
-    from paddle_strategy.build import build_strategy
+    from paddle_strategy.strategies.by_name import build_strategy
     from paddle_strategy.data import Snippets, collate_padded, load_rotten_tomatoes
     from paddle_strategy.minilm import load_minilm
     start = time.time()

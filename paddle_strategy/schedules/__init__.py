@@ -23,8 +23,8 @@ other modules translate a source's keys and conventions onto those parts:
     hf              transformers' schedules
     fastai          fastai's annealers, combine_scheds and fit policies
     keras_bert      keras_bert's AdamWarmup learning rate
-    registry        SCHEDULES / make_schedule: every schedule by name, keys checked before building
-The old import path `paddle_strategy.catalogue` (and its submodules) still works.
+    registry        SCHEDULES / make_schedule: every schedule by name, keys checked before building;
+                    chained_scheduler (torch's ChainedScheduler), which builds its parts by name
 """
 from .fastai import (make_combine_scheds, make_fit_flat_cos, make_fit_one_cycle, make_fit_sgdr, make_sched_exp,
                      make_sched_poly)
@@ -38,13 +38,12 @@ from .parts import (LRMomentum, Schedule, anneal_cos, anneal_exp, anneal_linear,
 from .ppocr import (make_ppocr_const, make_ppocr_cosine, make_ppocr_cyclical_cosine,
                     make_ppocr_decay_learning_rate, make_ppocr_linear, make_ppocr_multi_step_decay,
                     make_ppocr_one_cycle, make_ppocr_piecewise, make_ppocr_step, make_ppocr_two_step_cosine)
-from .registry import GENERIC_KEYS, SCHEDULES, make_schedule, schedule_keys
+from .registry import GENERIC_KEYS, SCHEDULES, make_chained_scheduler, make_schedule, schedule_keys
 from .tf import (make_cosine_decay, make_cosine_decay_restarts, make_exponential_decay, make_inverse_time_decay,
                  make_linear_cosine_decay, make_natural_exp_decay, make_noisy_linear_cosine_decay,
                  make_piecewise_constant, make_polynomial_decay)
-from .torch import (make_chained_scheduler, make_cosine_annealing_lr, make_cosine_annealing_warm_restarts,
-                    make_cyclic_lr, make_epoch_table, make_multi_step_lr, make_one_cycle_lr, make_step_lr,
-                    make_swa_lr)
+from .torch import (make_cosine_annealing_lr, make_cosine_annealing_warm_restarts, make_cyclic_lr, make_epoch_table,
+                    make_multi_step_lr, make_one_cycle_lr, make_step_lr, make_swa_lr)
 
 __all__ = [
     "Schedule", "LRMomentum", "constant", "anneal_linear", "anneal_cos", "anneal_exp", "anneal_poly", "by_epoch",

@@ -1,15 +1,11 @@
-"""Schedule-specific argument checks; the generic ones live in paddle_strategy._checks (re-exported here
-for the old import path paddle_strategy.catalogue._validate)."""
+"""Schedule-specific argument checks; the generic ones live in paddle_strategy._checks."""
 from __future__ import annotations
 
 from numbers import Integral
 
-from .._checks import (check_bool, check_choice, check_divisor, check_lr, check_number, check_numbers,  # noqa: F401
-                       check_steps, did_you_mean, shown)
+from .._checks import shown
 
-__all__ = ["check_number", "check_lr", "check_steps", "check_bool", "check_choice", "check_numbers",
-           "check_last_epoch", "check_divisor", "did_you_mean",
-           "shown"]
+__all__ = ["check_last_epoch"]
 
 
 def check_last_epoch(where: str, value) -> None:

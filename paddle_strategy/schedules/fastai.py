@@ -8,7 +8,7 @@ anneal_cos(start, end, p)), SchedNo, SchedExp and SchedPoly. From total_steps on
 float32: fastai's combine_scheds keeps the cumulative phase boundaries in a float32 tensor and computes the
 position inside a phase in float32; these use float64. Measured against that float32 arithmetic written out
 (tools/fastai_float32_gap.py: every T from 10 to 2000 in steps of 7, and 5000, 10000;
-tests/test_issue12_schedules.py checks the worst cases): fit_one_cycle differs by up to 2.9e-5 relative
+tests/test_home_libraries.py checks the worst cases): fit_one_cycle differs by up to 2.9e-5 relative
 (T = 1424, step 1422) and fit_flat_cos by up to 5.8e-5 relative (T = 1711, step 1710), both in the last steps
 of the cosine tail, where the LR is near lr / div_final; in absolute terms at most 9.4e-8 (one-cycle) and
 1.9e-7 (flat-cos) of the peak LR.

@@ -104,6 +104,14 @@ def _training_steps(where, W, num_training_steps):
     return T
 
 
+def _cosine_keys(where, learning_rate, num_warmup_steps, num_training_steps, num_cycles):
+    """The keys transformers' cosine schedules share, checked in this order: (lr, W, T, num_cycles)."""
+    lr = check_lr(f"{where}.learning_rate", learning_rate)
+    W = check_steps(f"{where}.num_warmup_steps", num_warmup_steps)
+    T = _training_steps(where, W, num_training_steps)
+    return lr, W, T, check_number(f"{where}.num_cycles", num_cycles, low=0)
+
+
 def make_cosine_with_restarts(learning_rate, num_warmup_steps, num_training_steps, num_cycles=1) -> Schedule:
     """get_cosine_with_hard_restarts_schedule_with_warmup: linear warmup lr * step / W, then with
     p = (step - W) / max(1, T - W):  lr * (1 + cos(pi * ((num_cycles * p) % 1))) / 2 for p < 1, 0 from T on.
@@ -112,10 +120,7 @@ def make_cosine_with_restarts(learning_rate, num_warmup_steps, num_training_step
     they are at fractional positions and the first step of a cycle is not at its peak (as in transformers).
     """
     where = "cosine_with_restarts"
-    lr = check_lr(f"{where}.learning_rate", learning_rate)
-    W = check_steps(f"{where}.num_warmup_steps", num_warmup_steps)
-    T = _training_steps(where, W, num_training_steps)
-    cycles = check_number(f"{where}.num_cycles", num_cycles, low=0)
+    lr, W, T, cycles = _cosine_keys(where, learning_rate, num_warmup_steps, num_training_steps, num_cycles)
 
     def restarts(step):
         p = (step - W) / max(1, T - W)
@@ -131,10 +136,7 @@ def make_cosine_with_min_lr(learning_rate, num_warmup_steps, num_training_steps,
     lr * max(0, m + (1 - m) * (1 + cos(2 pi num_cycles p)) / 2)  (past T the cosine goes on, as in transformers).
     """
     where = "cosine_with_min_lr"
-    lr = check_lr(f"{where}.learning_rate", learning_rate)
-    W = check_steps(f"{where}.num_warmup_steps", num_warmup_steps)
-    T = _training_steps(where, W, num_training_steps)
-    cycles = check_number(f"{where}.num_cycles", num_cycles, low=0)
+    lr, W, T, cycles = _cosine_keys(where, learning_rate, num_warmup_steps, num_training_steps, num_cycles)
     m = _min_lr_rate(where, lr, min_lr, min_lr_rate)
 
     def cosine(step):
@@ -154,10 +156,7 @@ def make_cosine_warmup_with_min_lr(learning_rate, num_warmup_steps, num_training
     after:     p = (step - W + 1) / max(1, T - W);  f = max(0, m + (1 - m) * (1 + cos(2 pi num_cycles p)) / 2)
     """
     where = "cosine_warmup_with_min_lr"
-    lr = check_lr(f"{where}.learning_rate", learning_rate)
-    W = check_steps(f"{where}.num_warmup_steps", num_warmup_steps)
-    T = _training_steps(where, W, num_training_steps)
-    cycles = check_number(f"{where}.num_cycles", num_cycles, low=0)
+    lr, W, T, cycles = _cosine_keys(where, learning_rate, num_warmup_steps, num_training_steps, num_cycles)
     m = _min_lr_rate(where, lr, min_lr, min_lr_rate)
     start = None if warmup_lr_rate is None else check_number(f"{where}.warmup_lr_rate", warmup_lr_rate, low=0,
                                                              high=1)

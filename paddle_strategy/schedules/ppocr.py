@@ -70,18 +70,24 @@ def _warm(where, schedule, warmup_epoch, step_each_epoch, peak, last_epoch) -> S
     return with_warmup(schedule, W, 0.0, end_lr=peak, shift=True)
 
 
+def _polynomial(where, learning_rate, epochs, step_each_epoch, end_lr, power_key, power, warmup_epoch, last_epoch):
+    """paddle PolynomialDecay (no cycle) over T = epochs * step_each_epoch steps, with PaddleOCR's warmup;
+    `power_key` is the power's name in the class's keys."""
+    spe, n = _steps_per_epoch(where, step_each_epoch, epochs, need_epochs=True)
+    lr = check_lr(f"{where}.learning_rate", learning_rate)
+    curve = polynomial_curve(lr, n * spe, check_lr(f"{where}.end_lr", end_lr),
+                             check_number(f"{where}.{power_key}", power, low=0, low_open=True), False)
+    return _warm(where, curve, warmup_epoch, spe, lr, last_epoch)
+
+
 def make_ppocr_linear(learning_rate, epochs, step_each_epoch, end_lr=0.0, power=1.0, warmup_epoch=0,
                       last_epoch=-1) -> Schedule:
     """`Linear`: paddle PolynomialDecay over T = epochs * step_each_epoch steps.
 
     lr(t) = (learning_rate - end_lr) * (1 - min(t, T) / T) ** power + end_lr
     """
-    where = "Linear"
-    spe, n = _steps_per_epoch(where, step_each_epoch, epochs, need_epochs=True)
-    lr = check_lr(f"{where}.learning_rate", learning_rate)
-    curve = polynomial_curve(lr, n * spe, check_lr(f"{where}.end_lr", end_lr),
-                             check_number(f"{where}.power", power, low=0, low_open=True), False)
-    return _warm(where, curve, warmup_epoch, spe, lr, last_epoch)
+    return _polynomial("Linear", learning_rate, epochs, step_each_epoch, end_lr, "power", power, warmup_epoch,
+                       last_epoch)
 
 
 def make_ppocr_cosine(learning_rate, epochs, step_each_epoch, warmup_epoch=0, last_epoch=-1) -> Schedule:
@@ -201,12 +207,8 @@ def make_ppocr_decay_learning_rate(learning_rate, epochs, step_each_epoch, facto
     lr(t) = (learning_rate - end_lr) * (1 - min(t, T) / T) ** factor + end_lr
     PaddleOCR hard-codes end_lr = 0 and never builds a warmup for this class; here both are honoured.
     """
-    where = "DecayLearningRate"
-    spe, n = _steps_per_epoch(where, step_each_epoch, epochs, need_epochs=True)
-    lr = check_lr(f"{where}.learning_rate", learning_rate)
-    curve = polynomial_curve(lr, n * spe, check_lr(f"{where}.end_lr", end_lr),
-                             check_number(f"{where}.factor", factor, low=0, low_open=True), False)
-    return _warm(where, curve, warmup_epoch, spe, lr, last_epoch)
+    return _polynomial("DecayLearningRate", learning_rate, epochs, step_each_epoch, end_lr, "factor", factor,
+                       warmup_epoch, last_epoch)
 
 
 def make_ppocr_two_step_cosine(learning_rate, epochs, step_each_epoch, eta_min=0.0, warmup_epoch=0,

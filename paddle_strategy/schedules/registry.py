@@ -1,4 +1,5 @@
-"""The catalogue by name: SCHEDULES and make_schedule, where every key is checked before anything is built."""
+"""Every schedule by name: SCHEDULES and make_schedule, where every key is checked before anything is built,
+and chained_scheduler, which builds its parts by name."""
 from __future__ import annotations
 
 import inspect
@@ -17,7 +18,8 @@ from .._checks import (check_bool, check_lr, check_steps, did_you_mean, missing_
 from .paddle_classes import PADDLE_CLASSES, make_paddle_lr, paddle_class_keys
 from .parts import Schedule, with_floor, with_warmup
 
-__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "make_run_schedule", "schedule_keys"]
+__all__ = ["SCHEDULES", "GENERIC_KEYS", "make_schedule", "make_run_schedule", "schedule_keys",
+           "make_chained_scheduler"]
 
 # make_schedule's own keys, applied around any schedule that has no parameter of the same name.
 GENERIC_KEYS = {
@@ -56,6 +58,84 @@ def _entry(factory, context=None, own_warmup=()):
     return _Entry(factory, _keys_of(factory), dict(context or {}), tuple(own_warmup))
 
 
+# Schedules that set the LR as torch's LambdaLR does (base_lr * lambda(epoch)) rather than multiply it.
+_SETS_LR = ("epoch_table", "LambdaDecay", "paddle.LambdaDecay")
+
+
+def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per_epoch=None) -> Schedule:
+    """torch ChainedScheduler: each scheduler.step() steps its schedulers in order, each updating the LR that
+    the ones before it left.
+
+    Each entry of `schedules` is a schedule that has a `learning_rate` key, given as {name: ..., its other
+    keys} (YAML) or a callable step -> factor (Python); a dict is built with learning_rate = 1.0 (its value is
+    its factor) and this run's total_steps / steps_per_epoch (a key of that name must match the run, as in
+    make_run_schedule); it must not set learning_rate itself (the chain's is the only base).
+    - torch's multiplicative schedulers (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR,
+      MultiplicativeLR; here callables too) multiply the LR by their own change, so torch's recursion gives
+          lr(step) = learning_rate * prod_i factor_i(step).
+    - epoch_table and LambdaDecay are torch's LambdaLR: its step() sets base_lr * factor(epoch), overwriting
+      what the schedulers before it did. Last in the chain: lr(step) = learning_rate * its factor(step), and
+      the schedules before it have no effect, as in torch. A schedule after it is refused: it would multiply
+      in only its change since the previous scheduler.step(), which depends on whether torch is stepped per
+      epoch or per batch.
+    - A schedule whose torch recursion reads the LR the others set (CosineAnnealingLR) contributes its
+      closed-form factor, which differs from torch.
+    """
+    where = "chained_scheduler"
+    lr = check_lr(f"{where}.learning_rate", learning_rate)
+    if isinstance(schedules, (str, bytes, dict)) or not isinstance(schedules, (list, tuple)) or not schedules:
+        raise TypeError(f"{where}.schedules must be a non-empty list of schedules ({{name: ..., keys}} or "
+                        f"callables step -> factor), got {schedules!r}.")
+    factors, setter = [], None
+    for i, sub in enumerate(schedules):
+        at = f"{where}.schedules[{i}]"
+        if setter is not None:
+            raise ValueError(f"{at} comes after {where}.schedules[{setter[0]}] ({setter[1]!r}), which sets the LR "
+                             f"as torch's LambdaLR does (learning_rate x its factor, overwriting the schedulers "
+                             f"before it); a scheduler after it would multiply in only its change at each "
+                             f"scheduler.step(), which depends on whether torch is stepped per epoch or per batch. "
+                             f"Put {setter[1]!r} last, or fold the other factors into its own.")
+        if callable(sub):
+            factors.append(sub)
+            continue
+        if not isinstance(sub, dict) or "name" not in sub:
+            raise TypeError(f"{at} must be {{name: <schedule>, its keys}} or a callable step -> factor, got {sub!r}.")
+        sub = dict(sub)
+        name = sub.pop("name")
+        try:
+            has_lr = "learning_rate" in schedule_keys(name)
+        except ValueError as exc:
+            raise ValueError(f"{at}: {exc}") from None
+        if not has_lr:
+            raise ValueError(f"{at}: schedule {name!r} has no learning_rate key, so it has no factor to chain "
+                             f"(it sets the LR itself, as OneCycleLR / CyclicLR do in torch).")
+        if "learning_rate" in sub:
+            raise ValueError(f"{at}: learning_rate={sub['learning_rate']!r} is not allowed: the chain's "
+                             f"learning_rate is the base of every factor (a chained schedule runs at 1.0).")
+        try:
+            built = make_run_schedule(name, {**sub, "learning_rate": 1.0}, total_steps=total_steps,
+                                      steps_per_epoch=steps_per_epoch)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{at}: {exc}") from None
+        if getattr(built, "momentum", None) is not None:
+            raise ValueError(f"{at}: schedule {name!r} also cycles momentum, which a chain of factors cannot "
+                             f"combine.")
+        factors.append(built)
+        if name in _SETS_LR:
+            setter = (i, name)
+    if setter is not None:
+        last = factors[-1]
+        return lambda step: lr * last(step)
+
+    def chained(step):
+        value = lr
+        for factor in factors:
+            value *= factor(step)
+        return value
+
+    return chained
+
+
 _SPE = lambda total, spe: spe  # noqa: E731
 _TOTAL = lambda total, spe: total  # noqa: E731
 _PPOCR = {"step_each_epoch": _SPE, "epochs": _epochs_of_run}
@@ -91,7 +171,7 @@ _ENTRIES: dict[str, _Entry] = {
     "one_cycle_lr": _entry(th.make_one_cycle_lr, {"total_steps": _TOTAL}),
     "cyclic_lr": _entry(th.make_cyclic_lr),
     "swa_lr": _entry(th.make_swa_lr, {"steps_per_epoch": _SPE}),
-    "chained_scheduler": _entry(th.make_chained_scheduler, {"total_steps": _TOTAL, "steps_per_epoch": _SPE}),
+    "chained_scheduler": _entry(make_chained_scheduler, {"total_steps": _TOTAL, "steps_per_epoch": _SPE}),
     # keras_bert, fastai, transformers
     "adam_warmup": _entry(kb.make_adam_warmup, {"decay_steps": _TOTAL}, ("warmup_steps",)),
     "fit_one_cycle": _entry(fa.make_fit_one_cycle, {"total_steps": _TOTAL}),

@@ -4,7 +4,8 @@ driven by a metric, is paddle_strategy.plateau).
 Torch counts whatever `scheduler.step()` is called for. Here each time argument says its unit: `*_epochs`
 (with `steps_per_epoch`; the LR changes at epoch boundaries, as when torch is stepped once per epoch) or
 `*_steps` (as when torch is stepped once per batch). OneCycleLR and CyclicLR are per batch in torch, so their
-lengths are in steps. Each has torch's closed form; torch's recursive forms agree with it.
+lengths are in steps. Each has torch's closed form; torch's recursive forms agree with it. ChainedScheduler
+builds its parts by name, so it is `registry.make_chained_scheduler`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .parts import LRMomentum, Schedule, anneal_cos, anneal_linear, by_epoch, ph
 
 __all__ = ["make_step_lr", "make_multi_step_lr", "make_epoch_table", "make_cosine_annealing_lr",
            "make_cosine_annealing_warm_restarts", "make_one_cycle_lr", "make_cyclic_lr", "make_swa_lr",
-           "make_chained_scheduler", "one_cycle_curve", "cosine_annealing_curve"]
+           "one_cycle_curve", "cosine_annealing_curve"]
 
 ANNEALERS = {"cos": anneal_cos, "linear": anneal_linear}
 
@@ -46,15 +47,16 @@ def one_cycle_curve(total_steps: int, pct_start: float, three_phase: bool, point
 
 
 def _clock(where, name, epochs_value, steps_value, steps_per_epoch):
-    """(value, steps per unit) for a time argument given as exactly one of `{name}_epochs` / `{name}_steps`."""
+    """(value, steps per unit, the key given as `where.key`) for a time argument given as exactly one of
+    `{name}_epochs` / `{name}_steps`."""
     if (epochs_value is None) == (steps_value is None):
         raise ValueError(f"{where}: give exactly one of {name}_epochs and {name}_steps, got "
                          f"{name}_epochs={shown(epochs_value)}, {name}_steps={shown(steps_value)}.")
     if steps_value is not None:
-        return steps_value, 1
+        return steps_value, 1, f"{where}.{name}_steps"
     if steps_per_epoch is None:
         raise ValueError(f"{where}.{name}_epochs={shown(epochs_value)} needs steps_per_epoch, got None.")
-    return epochs_value, check_steps(f"{where}.steps_per_epoch", steps_per_epoch, low=1)
+    return epochs_value, check_steps(f"{where}.steps_per_epoch", steps_per_epoch, low=1), f"{where}.{name}_epochs"
 
 
 def make_step_lr(learning_rate, *, step_size_epochs=None, step_size_steps=None, gamma=0.1,
@@ -62,9 +64,8 @@ def make_step_lr(learning_rate, *, step_size_epochs=None, step_size_steps=None, 
     """StepLR: lr * gamma ** (u // step_size), u = epoch (step // steps_per_epoch) or step."""
     where = "step_lr"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    size, spu = _clock(where, "step_size", step_size_epochs, step_size_steps, steps_per_epoch)
-    unit = "steps" if step_size_steps is not None else "epochs"
-    size = check_steps(f"{where}.step_size_{unit}", size, low=1)
+    size, spu, key = _clock(where, "step_size", step_size_epochs, step_size_steps, steps_per_epoch)
+    size = check_steps(key, size, low=1)
     g = check_number(f"{where}.gamma", gamma, low=0)
     return by_epoch(lambda u: lr * g ** (u // size), spu)
 
@@ -74,9 +75,8 @@ def make_multi_step_lr(learning_rate, *, milestones_epochs=None, milestones_step
     """MultiStepLR: lr * gamma ** (number of milestones <= u); a repeated milestone counts twice, as in torch."""
     where = "multi_step_lr"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    marks, spu = _clock(where, "milestones", milestones_epochs, milestones_steps, steps_per_epoch)
-    unit = "steps" if milestones_steps is not None else "epochs"
-    marks = sorted(check_numbers(f"{where}.milestones_{unit}", marks, low=0, integer=True))
+    marks, spu, key = _clock(where, "milestones", milestones_epochs, milestones_steps, steps_per_epoch)
+    marks = sorted(check_numbers(key, marks, low=0, integer=True))
     g = check_number(f"{where}.gamma", gamma, low=0)
     return by_epoch(lambda u: lr * g ** bisect_right(marks, u), spu)
 
@@ -97,8 +97,8 @@ def make_cosine_annealing_lr(learning_rate, *, t_max_epochs=None, t_max_steps=No
     """
     where = "cosine_annealing_lr"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    t_max, spu = _clock(where, "t_max", t_max_epochs, t_max_steps, steps_per_epoch)
-    t_max = check_steps(f"{where}.t_max_{'steps' if t_max_steps is not None else 'epochs'}", t_max, low=1)
+    t_max, spu, key = _clock(where, "t_max", t_max_epochs, t_max_steps, steps_per_epoch)
+    t_max = check_steps(key, t_max, low=1)
     floor = check_lr(f"{where}.eta_min", eta_min)
     return by_epoch(cosine_annealing_curve(lr, t_max, floor), spu)
 
@@ -118,8 +118,8 @@ def make_cosine_annealing_warm_restarts(learning_rate, *, t_0_epochs=None, t_0_s
     """
     where = "cosine_annealing_warm_restarts"
     lr = check_lr(f"{where}.learning_rate", learning_rate)
-    t_0, spu = _clock(where, "t_0", t_0_epochs, t_0_steps, steps_per_epoch)
-    t_0 = check_steps(f"{where}.t_0_{'steps' if t_0_steps is not None else 'epochs'}", t_0, low=1)
+    t_0, spu, key = _clock(where, "t_0", t_0_epochs, t_0_steps, steps_per_epoch)
+    t_0 = check_steps(key, t_0, low=1)
     mult = check_steps(f"{where}.t_mult", t_mult, low=1)
     floor = check_lr(f"{where}.eta_min", eta_min)
     smooth = check_bool(f"{where}.fractional_epochs", fractional_epochs)
@@ -252,64 +252,7 @@ def make_swa_lr(learning_rate, swa_lr, *, anneal_epochs=None, anneal_steps=None,
     target = check_lr(f"{where}.swa_lr", swa_lr)
     if anneal_epochs is None and anneal_steps is None:
         anneal_epochs = 10  # torch's default
-    E, spu = _clock(where, "anneal", anneal_epochs, anneal_steps, steps_per_epoch)
-    E = check_steps(f"{where}.anneal_{'steps' if anneal_steps is not None else 'epochs'}", E)
+    E, spu, key = _clock(where, "anneal", anneal_epochs, anneal_steps, steps_per_epoch)
+    E = check_steps(key, E)
     anneal = ANNEALERS[check_choice(f"{where}.anneal_strategy", anneal_strategy, tuple(ANNEALERS))]
     return by_epoch(lambda u: anneal(lr, target, min(u / E, 1.0) if E else 1.0), spu)
-
-
-def make_chained_scheduler(learning_rate, schedules, total_steps=None, steps_per_epoch=None) -> Schedule:
-    """torch ChainedScheduler: lr(step) = learning_rate * prod_i factor_i(step).
-
-    Each entry of `schedules` is a catalogue schedule that has a `learning_rate` key, given as
-    {name: ..., its other keys} (YAML) or a callable step -> factor (Python); a dict is built with
-    learning_rate = 1.0 (so its value is its factor, its own lr / its base lr) and with this run's
-    total_steps / steps_per_epoch; it must not set learning_rate itself (the chain's is the only base).
-    For torch's multiplicative schedulers (StepLR, MultiStepLR, ExponentialLR, ConstantLR, LinearLR,
-    MultiplicativeLR, LambdaLR tables) this is exactly what torch's chain of recursive updates gives. A
-    schedule that is not a product of its own factor in torch's recursion (CosineAnnealingLR's recursive
-    form reads the LR the others have set) contributes here its closed-form factor, which differs from torch.
-    """
-    from .registry import make_schedule, schedule_keys
-    where = "chained_scheduler"
-    lr = check_lr(f"{where}.learning_rate", learning_rate)
-    if isinstance(schedules, (str, bytes, dict)) or not isinstance(schedules, (list, tuple)) or not schedules:
-        raise TypeError(f"{where}.schedules must be a non-empty list of schedules ({{name: ..., keys}} or "
-                        f"callables step -> factor), got {schedules!r}.")
-    factors = []
-    for i, sub in enumerate(schedules):
-        at = f"{where}.schedules[{i}]"
-        if callable(sub):
-            factors.append(sub)
-            continue
-        if not isinstance(sub, dict) or "name" not in sub:
-            raise TypeError(f"{at} must be {{name: <schedule>, its keys}} or a callable step -> factor, got {sub!r}.")
-        sub = dict(sub)
-        name = sub.pop("name")
-        try:
-            has_lr = "learning_rate" in schedule_keys(name)
-        except ValueError as exc:
-            raise ValueError(f"{at}: {exc}") from None
-        if not has_lr:
-            raise ValueError(f"{at}: schedule {name!r} has no learning_rate key, so it has no factor to chain "
-                             f"(it sets the LR itself, as OneCycleLR / CyclicLR do in torch).")
-        if "learning_rate" in sub:
-            raise ValueError(f"{at}: learning_rate={sub['learning_rate']!r} is not allowed: the chain's "
-                             f"learning_rate is the base of every factor (a chained schedule runs at 1.0).")
-        try:
-            built = make_schedule(name, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                                  learning_rate=1.0, **sub)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"{at}: {exc}") from None
-        if getattr(built, "momentum", None) is not None:
-            raise ValueError(f"{at}: schedule {name!r} also cycles momentum, which a chain of factors cannot "
-                             f"combine.")
-        factors.append(built)
-
-    def chained(step):
-        value = lr
-        for factor in factors:
-            value *= factor(step)
-        return value
-
-    return chained

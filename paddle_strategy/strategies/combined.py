@@ -75,7 +75,7 @@ class CombinedStrategy:
     def schedule(self, max_train_steps, steps_per_epoch=None):
         """The pure `step -> learning rate` function for a run of `max_train_steps` updates.
 
-        With scheduler['schedule'] = {"name": ..., keys}: catalogue.make_schedule with total_steps =
+        With scheduler['schedule'] = {"name": ..., keys}: schedules.make_schedule with total_steps =
         max_train_steps and steps_per_epoch filling the schedule's run-length keys; `learning_rate` (when the
         schedule has that key and it is not given) is the strategy's learning_rate.
         """

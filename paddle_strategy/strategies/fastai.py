@@ -1,8 +1,5 @@
 """fastai's fit policies and freezing as strategies: fit_one_cycle, fit_flat_cos, fit_sgdr, fine_tune.
 
-(One module of ~450 lines on purpose: the LR spread, freezing and the four policies share fastai's block
-order and conventions, documented once here.)
-
 Reproduces fastai v2 (fastai/callback/schedule.py, fastai/optimizer.py, fastai/learner.py) on our blocks:
 fastai's parameter groups run from the input (group 0) to the output (last group); our blocks run the other
 way, block 0 at the output (the head). So fastai's group i of n is our block n - 1 - i.
@@ -12,7 +9,7 @@ Learning rates given as a `slice` are spread over the blocks as fastai's `Optimi
                              so block k gets hi * (lo / hi) ** (k / (n - 1)): hi at the head, lo at the input
   slice(hi) (or slice(0, hi): fastai tests `if start:`): hi at the head, hi / 10 on every other block
   a number:                  the same learning rate on every block
-The schedules are the catalogue's (`catalogue.fastai_schedules`): a strategy runs the schedule at the head's
+The schedules are `paddle_strategy.schedules.fastai`'s: a strategy runs the schedule at the head's
 learning rate and gives every block the constant multiplier lr_block / lr_head (fastai's schedules are
 linear in lr_max, so that is exactly fastai's per-group schedule).
 
@@ -208,6 +205,18 @@ def _check_moms(where, moms, optimizer_cls):
     return moms
 
 
+def _whole_epochs(max_train_steps, steps_per_epoch, n_epochs, no_steps_per_epoch, described):
+    """steps_per_epoch for a preset (`described`) that runs exactly n_epochs epochs, checked with the run."""
+    T = check_number("max_train_steps", max_train_steps, low=1, integer=True)
+    if steps_per_epoch is None:
+        raise ValueError(no_steps_per_epoch)
+    spe = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
+    if T != n_epochs * spe:
+        raise ValueError(f"{described} runs {n_epochs} epochs = {n_epochs * spe} steps at steps_per_epoch={spe}, "
+                         f"but max_train_steps={T}; train for {n_epochs} epochs (RunConfig(num_epoch={n_epochs})).")
+    return spe
+
+
 class _FastaiStrategy(CombinedStrategy):
     """A CombinedStrategy whose schedule runs at the head's learning rate, with fastai's per-block spread.
 
@@ -333,16 +342,11 @@ class FitSGDRStrategy(_FastaiStrategy):
         return self._cycle_len * sum(self._cycle_mult ** i for i in range(self._n_cycles))
 
     def schedule(self, max_train_steps, steps_per_epoch=None):
-        T = check_number("max_train_steps", max_train_steps, low=1, integer=True)
-        if steps_per_epoch is None:
-            raise ValueError(f"FitSGDRStrategy: its cycles are counted in epochs and need steps_per_epoch "
-                             f"(got None); the run is {self.n_epochs} epochs.")
-        spe = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
-        if T != self.n_epochs * spe:
-            raise ValueError(f"FitSGDRStrategy(n_cycles={self._n_cycles}, cycle_len={self._cycle_len}, "
-                             f"cycle_mult={self._cycle_mult}) runs {self.n_epochs} epochs = {self.n_epochs * spe} "
-                             f"steps at steps_per_epoch={spe}, but max_train_steps={T}; train for "
-                             f"{self.n_epochs} epochs (RunConfig(num_epoch={self.n_epochs})).")
+        spe = _whole_epochs(
+            max_train_steps, steps_per_epoch, self.n_epochs,
+            f"FitSGDRStrategy: its cycles are counted in epochs and need steps_per_epoch (got None); the run is "
+            f"{self.n_epochs} epochs.",
+            f"FitSGDRStrategy(n_cycles={self._n_cycles}, cycle_len={self._cycle_len}, cycle_mult={self._cycle_mult})")
         return make_fit_sgdr(self.learning_rate, self._n_cycles, self._cycle_len, self._cycle_mult,
                              steps_per_epoch=spe)
 
@@ -396,16 +400,11 @@ class FineTuneStrategy(_FastaiStrategy):
 
     def schedule(self, max_train_steps, steps_per_epoch=None):
         """Phase 1's one-cycle (head at base_lr) for freeze_epochs epochs, then phase 2's (head at base_lr / 2)."""
-        T = check_number("max_train_steps", max_train_steps, low=1, integer=True)
-        if steps_per_epoch is None:
-            raise ValueError(f"FineTuneStrategy: fine_tune unfreezes after freeze_epochs={self._freeze_epochs} "
-                             f"epochs and needs steps_per_epoch (got None).")
-        spe = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
         F, E = self._freeze_epochs, self._epochs
-        if T != (F + E) * spe:
-            raise ValueError(f"FineTuneStrategy(freeze_epochs={F}, epochs={E}) runs {F + E} epochs = "
-                             f"{(F + E) * spe} steps at steps_per_epoch={spe}, but max_train_steps={T}; train for "
-                             f"{F + E} epochs (RunConfig(num_epoch={F + E})).")
+        spe = _whole_epochs(
+            max_train_steps, steps_per_epoch, F + E,
+            f"FineTuneStrategy: fine_tune unfreezes after freeze_epochs={F} epochs and needs steps_per_epoch "
+            f"(got None).", f"FineTuneStrategy(freeze_epochs={F}, epochs={E})")
         phases = []
         if F:
             phases.append(make_fit_one_cycle(self._base_lr, F * spe, 25.0, self._div_final, 0.99, self._moms))

@@ -82,7 +82,7 @@ def ppocr_strategy(config, epochs, step_each_epoch, *, where="Optimizer"):
         raise _prefixed(f"{where}.name", exc) from None
     if "lr" not in cfg:
         raise ValueError(f"{where}.lr is required, e.g. {{name: Cosine, learning_rate: 0.001, warmup_epoch: 2}} "
-                         f"(any schedule in paddle_strategy.catalogue.SCHEDULES) or a number (constant).")
+                         f"(any schedule in paddle_strategy.schedules.SCHEDULES) or a number (constant).")
     lr_config = cfg.pop("lr")
     _schedule(f"{where}.lr", lr_config, epochs * step_each_epoch, step_each_epoch)  # its errors name the keys
 

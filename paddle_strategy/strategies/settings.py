@@ -182,7 +182,7 @@ def _check_catalogue(s):
         return sched
     if not isinstance(sched, dict) or "name" not in sched:
         raise TypeError(f"scheduler['schedule'] must be None, a callable step -> lr or a dict with a 'name' "
-                        f"(one of paddle_strategy.catalogue.SCHEDULES), got {shown(sched)}.")
+                        f"(one of paddle_strategy.schedules.SCHEDULES), got {shown(sched)}.")
     from ..schedules import registry
     entry = registry._lookup(sched["name"])  # unknown name: ValueError with did-you-mean
     allowed = set(entry.keys) | set(registry.GENERIC_KEYS) | {"name"}

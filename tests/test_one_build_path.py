@@ -1,11 +1,11 @@
-"""Issue 13: one build path. PaddleOCR's Optimizer section is a CombinedStrategy underneath, so lr_find's sweep
+"""One build path: PaddleOCR's Optimizer section is a CombinedStrategy underneath, so lr_find's sweep
 and a rebuild behave the same on both paths (measured with plain SGD / Adam arithmetic from the weights)."""
 import numpy as np
 import paddle
 import pytest
 
 import paddle_strategy as ps
-from paddle_strategy.build import OptimizerConfig, ppocr_strategy
+from paddle_strategy.strategies.ppocr import OptimizerConfig, ppocr_strategy
 from paddle_strategy.config import load_config
 from paddle_strategy.lr_find import lr_find
 
@@ -163,6 +163,21 @@ def test_one_batch_rule_for_train_predict_and_lr_find():
             return self.fc(input)
 
     model = DictModel()
-    data = [{"input": paddle.randn([8, 3]), "label": paddle.randn([8, 1])} for _ in range(3)]
-    res = lr_find(model, paddle.nn.functional.mse_loss, data, 1e-4, 1e-2, num_it=5, stop_div=False)
-    assert len(res.lrs) == 5
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(3, 8, 3)).astype("float32"), rng.normal(size=(3, 8, 1)).astype("float32")
+    data = [{"input": paddle.to_tensor(x), "label": paddle.to_tensor(y)} for x, y in zip(xs, ys)]
+    W, b = model.fc.weight.numpy().astype("float64"), model.fc.bias.numpy().astype("float64")
+    sgd = paddle.optimizer.SGD(learning_rate=1.0, parameters=model.parameters())
+    res = lr_find(model, paddle.nn.functional.mse_loss, data, 1e-4, 1e-2, num_it=5, stop_div=False, optimizer=sgd)
+    # the sweep written out: the batches in turn (0, 1, 2, 0, 1) as fc(input=...) against 'label', each loss
+    # taken before its SGD update at lr_i = 1e-4 * 100 ** (i / 4)
+    lrs, losses = [1e-4 * 100 ** (i / 4) for i in range(5)], []
+    for i, lr in enumerate(lrs):
+        x, y = xs[i % 3].astype("float64"), ys[i % 3].astype("float64")
+        err = x @ W + b - y
+        losses.append(float(np.mean(err ** 2)))
+        dpred = 2 * err / err.size
+        W, b = W - lr * x.T @ dpred, b - lr * dpred.sum(axis=0)
+    np.testing.assert_allclose(res.lrs, lrs, rtol=1e-12)
+    np.testing.assert_allclose(res.losses, losses, rtol=1e-5)
+    assert res.stop_reason == "completed"

@@ -1,4 +1,4 @@
-"""The LR schedule catalogue against independent references: stock paddle.optimizer.lr classes assembled the
+"""Every LR schedule, by source, against independent references: stock paddle.optimizer.lr classes assembled the
 way PaddleOCR's code assembles them, each source's formulas written out here, and hand-worked tables."""
 import math
 import random
@@ -7,8 +7,9 @@ import numpy as np
 import paddle.optimizer.lr as plr
 import pytest
 
-from paddle_strategy import catalogue as cat
+from paddle_strategy import schedules as cat
 from paddle_strategy.lr import StrategyLR
+from paddle_strategy.plateau import ReduceLROnPlateau
 
 from helpers import torch_warm_restarts_at
 
@@ -462,7 +463,7 @@ def test_torch_cosine_annealing_warm_restarts(T_0, T_mult):
                                                 steps_per_epoch=4, fractional_epochs=True)
     # torch docs: train, then scheduler.step(epoch + i / iters), so update t trains at position (t - 1) / iters;
     # skip exact restart points, where torch's float log may land on either side
-    # (tests/test_issue12_schedules.py runs torch's whole documented loop)
+    # (tests/test_home_libraries.py runs torch's whole documented loop)
     steps = [t for t in range(1, 400) if abs(torch_warm_restarts_at((t - 1) / 4, T_0, T_mult, 0, 1) - 1) > 1e-12]
     assert_close([h(t) for t in steps],
                  [torch_warm_restarts_at((t - 1) / 4, T_0, T_mult, 0.001, 0.1) for t in steps])
@@ -528,7 +529,7 @@ def test_torch_cyclic_lr_tables():
 
 
 def plateau_run(metrics, **kw):
-    p = cat.ReduceLROnPlateau(1.0, **kw)
+    p = ReduceLROnPlateau(1.0, **kw)
     return [p.step(m) for m in metrics]
 
 
@@ -556,11 +557,11 @@ def test_reduce_lr_on_plateau_state_round_trip_continues_identically():
     metrics = [1 / (1 + i) + rng.uniform(0, 0.3) for i in range(40)]
     kw = dict(patience=2, factor=0.5, cooldown=1, min_lr=1e-3)
     whole = plateau_run(metrics, **kw)
-    first = cat.ReduceLROnPlateau(1.0, **kw)
+    first = ReduceLROnPlateau(1.0, **kw)
     for m in metrics[:17]:
         first.step(m)
     state = first.state_dict()
-    resumed = cat.ReduceLROnPlateau(1.0, **kw)
+    resumed = ReduceLROnPlateau(1.0, **kw)
     resumed.set_state_dict(dict(state))
     assert [resumed.step(m) for m in metrics[17:]] == whole[17:]
     assert min(whole) < 1.0
@@ -570,11 +571,11 @@ def test_reduce_lr_on_plateau_state_round_trip_continues_identically():
 
 def test_reduce_lr_on_plateau_bad_arguments():
     with pytest.raises(ValueError, match=r"ReduceLROnPlateau.factor must be in \[0, 1\), got 1.0"):
-        cat.ReduceLROnPlateau(0.1, factor=1.0)
+        ReduceLROnPlateau(0.1, factor=1.0)
     with pytest.raises(ValueError, match=r"ReduceLROnPlateau.mode must be one of 'min', 'max', got 'mni'"):
-        cat.ReduceLROnPlateau(0.1, mode="mni")
+        ReduceLROnPlateau(0.1, mode="mni")
     with pytest.raises(TypeError, match=r"metric must be a number, got 'low'"):
-        cat.ReduceLROnPlateau(0.1).step("low")
+        ReduceLROnPlateau(0.1).step("low")
 
 
 # ---------------------------------------------------------------- keras_bert, fastai, transformers
