@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -164,7 +165,8 @@ def main(argv=None):
             step()
             if trainer.lr_scheduler.last_epoch + 1 == a.signal_at and paddle.distributed.get_rank() == a.signal_rank:
                 os.kill(os.getpid(), sig)
-                if a.signal_twice:
+                if a.signal_twice:  # a second one from the user, after the launcher's repeats would have come
+                    time.sleep(ps.training.stopping.REPEAT_WINDOW + 0.5)
                     os.kill(os.getpid(), sig)
         trainer.optimizer.step = step_then_signal
     after_constructor = len(children())

@@ -11,6 +11,7 @@ import paddle
 
 from . import checkpoint_files as ckpt
 from .checkpoint_files import CheckpointError
+from .distributed import broadcast_object, gather_objects
 
 __all__ = ["Checkpointing"]
 
@@ -30,23 +31,13 @@ class Checkpointing:
 
     def _take_lock(self):
         """Lock checkpoint_dir (which also proves it writable) and tidy what a killed run left there, before
-        any step. Rank 0 alone writes; every rank learns whether it could."""
-        error = None
-        if self.is_main:
-            try:
+        any step. Rank 0 alone touches the directory (other ranks may not see it: node-local disks); every rank
+        learns whether it could."""
+        with self.sync.rank0_section(f"taking the lock on {self.config.checkpoint_dir} and tidying it"):
+            if self.is_main:
                 self._lock = ckpt.DirLock(self.config.checkpoint_dir, "RunConfig.checkpoint_dir")
                 for line in ckpt.heal_dir(self.config.checkpoint_dir):
                     self._say(f"[checkpoint] {line}")
-            except (OSError, CheckpointError) as exc:
-                error = exc
-        if self.nranks > 1:
-            flag = paddle.to_tensor([0 if error is None else 1], dtype="int32")
-            paddle.distributed.all_reduce(flag)
-            if error is None and int(flag.numpy().reshape(-1)[0]) > 0:
-                self._release_lock()
-                raise RuntimeError("rank 0 could not take RunConfig.checkpoint_dir (its error says why).")
-        if error is not None:
-            raise error
 
     def _release_lock(self):
         if self._lock is not None:
@@ -108,6 +99,8 @@ class Checkpointing:
         return [n for n in self._step_names() if self._problem(n) is None]
 
     def _latest_checkpoint_name(self):
+        if not self.is_main:  # only rank 0 reads checkpoint_dir
+            return self._last_checkpoint
         names = self._intact_names()
         return os.path.join(self.config.checkpoint_dir, names[0]) if names else None
 
@@ -159,52 +152,42 @@ class Checkpointing:
         final = os.path.join(cfg.checkpoint_dir, f"step_{self.global_step:08d}")
         self._check_parameters_finite(f"checkpoint {final}")
         rng = ckpt.rng_state(cuda=self.device.startswith("gpu"))
-        if self.nranks > 1:  # every rank's RNG streams, gathered through the shared directory as JSON
-            staging = os.path.join(cfg.checkpoint_dir, f".rng-{self.global_step:08d}")
+        rngs = [rng] if self.nranks == 1 else self._collective(  # every rank's RNG streams, over the group
+            f"gathering the RNG states for {final}", lambda: gather_objects(rng))
+        with self.sync.rank0_section(f"writing checkpoint {final}"):
             if self.is_main:
-                os.makedirs(staging, exist_ok=True)
-            paddle.distributed.barrier()
-            with open(os.path.join(staging, f"rng_{self.rank}.json"), "w", encoding="utf-8") as f:
-                json.dump(rng, f)
-            paddle.distributed.barrier()
-        if self.is_main:
-            model_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
-            opt_state = self._optimizer_state()
-            state = {"format": ckpt.FORMAT, "fingerprint": self._fingerprint, "global_step": self.global_step,
-                     "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
-                     "history": self.history, "scheduler": self.lr_scheduler.state_dict(),
-                     "amp": self.amp.state_dict(), "hooks": {key: hook.state_dict() for key, hook in
-                                                             self._hooks.stateful().items()},
-                     "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-            if self.ema is not None:
-                state["ema_updates"] = self.ema.updates
-                ema_state = self.ema.arrays()
-
-            def write(tmp):
-                ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), model_state)
-                ckpt.save_tensors(os.path.join(tmp, "optimizer.safetensors"), opt_state)
-                if self.ema is not None:
-                    ckpt.save_tensors(os.path.join(tmp, "ema.safetensors"), ema_state)
-                with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
-                    json.dump(state, f, indent=1)
-                if self.nranks > 1:
-                    for r in range(self.nranks):
-                        shutil.copy(os.path.join(staging, f"rng_{r}.json"), os.path.join(tmp, f"rng_{r}.json"))
-                else:
-                    with open(os.path.join(tmp, "rng_0.json"), "w", encoding="utf-8") as f:
-                        json.dump(rng, f)
-            try:
-                ckpt.write_atomic_dir(final, write)
-            finally:
-                if self.nranks > 1:
-                    shutil.rmtree(staging, ignore_errors=True)
-            self._verified[os.path.basename(final)] = (
-                os.stat(os.path.join(final, "MANIFEST.json")).st_mtime_ns, None)
-            self._prune()
-        if self.nranks > 1:
-            paddle.distributed.barrier()
-        self._saved_at = self.global_step
+                self._write_checkpoint(final, rngs)
+        self._saved_at, self._last_checkpoint = self.global_step, final
         return final
+
+    def _write_checkpoint(self, final, rngs):
+        """Rank 0: the checkpoint of this step in `final` (atomic, sealed), then pruning."""
+        model_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
+        opt_state = self._optimizer_state()
+        state = {"format": ckpt.FORMAT, "fingerprint": self._fingerprint, "global_step": self.global_step,
+                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
+                 "history": self.history, "scheduler": self.lr_scheduler.state_dict(),
+                 "amp": self.amp.state_dict(), "hooks": {key: hook.state_dict() for key, hook in
+                                                         self._hooks.stateful().items()},
+                 "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        if self.ema is not None:
+            state["ema_updates"] = self.ema.updates
+            ema_state = self.ema.arrays()
+
+        def write(tmp):
+            ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), model_state)
+            ckpt.save_tensors(os.path.join(tmp, "optimizer.safetensors"), opt_state)
+            if self.ema is not None:
+                ckpt.save_tensors(os.path.join(tmp, "ema.safetensors"), ema_state)
+            with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
+                json.dump(state, f, indent=1)
+            for r, rng in enumerate(rngs):
+                with open(os.path.join(tmp, f"rng_{r}.json"), "w", encoding="utf-8") as f:
+                    json.dump(rng, f)
+        ckpt.write_atomic_dir(final, write)  # hashes each file once, for the manifest
+        self._verified[os.path.basename(final)] = (  # so pruning does not hash it again
+            os.stat(os.path.join(final, "MANIFEST.json")).st_mtime_ns, None)
+        self._prune()
 
     def _check_fingerprint(self, path, got):
         want = self._fingerprint
@@ -237,8 +220,9 @@ class Checkpointing:
                                               for k in keys) + ". Use another checkpoint_dir.")
 
     def _read_checkpoint(self, path):
-        """(None, (trainer state, model arrays, optimizer arrays, rng)) of an intact checkpoint, or (what is
-        wrong, None) when its weights are not finite; CheckpointError if it is another run's."""
+        """(None, (trainer state, model arrays, optimizer arrays, every rank's RNG state, EMA arrays)) of an intact
+        checkpoint, or (what is wrong, None) when its weights are not finite; CheckpointError if it is another
+        run's. Rank 0 reads it for everyone."""
         with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
             state = json.load(f)
         got = state.get("format") if isinstance(state, dict) else None
@@ -250,8 +234,10 @@ class Checkpointing:
         if bad is not None:
             return f"parameter {bad!r} holds NaN or inf", None
         opt_state = ckpt.load_tensors(os.path.join(path, "optimizer.safetensors"))
-        with open(os.path.join(path, f"rng_{self.rank}.json"), encoding="utf-8") as f:
-            rng = json.load(f)
+        rngs = []
+        for r in range(self.nranks):
+            with open(os.path.join(path, f"rng_{r}.json"), encoding="utf-8") as f:
+                rngs.append(json.load(f))
         ema_state = None
         if self.ema is not None:
             with open(os.path.join(path, "MANIFEST.json"), encoding="utf-8") as f:
@@ -262,13 +248,44 @@ class Checkpointing:
             bad = ckpt.nonfinite(ema_state.items())
             if bad is not None:
                 return f"the weight average of {bad!r} holds NaN or inf", None
-        return None, (state, model_state, opt_state, rng, ema_state)
+        return None, (state, model_state, opt_state, rngs, ema_state)
 
     def _resume(self):
         """Load the newest intact checkpoint in checkpoint_dir (or config.resume_from), if any; damaged ones are
-        skipped (said so); an old-format or another run's checkpoint is refused (CheckpointError)."""
+        skipped (said so); an old-format or another run's checkpoint is refused (CheckpointError). Rank 0 finds
+        and reads it and sends it to the other ranks, which need not see checkpoint_dir at all."""
         if self.global_step > 0:
             return None  # this Trainer already trained: it continues from where it is
+        found = None
+        with self.sync.rank0_section("finding and reading the checkpoint to resume from"):
+            if self.is_main:
+                found = self._find_checkpoint()
+        if self.nranks > 1:
+            found = self._collective("sending the checkpoint to resume from to every rank",
+                                     lambda: broadcast_object(found))
+        if found is None:
+            return None
+        path, (state, model_state, opt_state, rngs, ema_state) = found
+        self.model.set_state_dict(model_state)
+        if self.ema is not None:
+            self.ema.load(ema_state, state["ema_updates"])
+        self.amp.set_state_dict(state.get("amp") or {})
+        saved_hooks = state.get("hooks") or {}
+        for key, hook in self._hooks.stateful().items():
+            if key in saved_hooks:
+                hook.set_state_dict(saved_hooks[key])
+        self._load_optimizer_state(opt_state, state["scheduler"])  # the schedule step and frozen blocks too
+        ckpt.set_rng_state(rngs[self.rank], cuda=self.device.startswith("gpu"))
+        self.global_step, self.epoch = state["global_step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self.best, self.history = state["best"], state["history"]
+        self._last_checkpoint = path
+        self._say(f"[resume] from {path}: step {self.global_step}/{self.max_train_steps}, epoch {self.epoch}, "
+                  f"batch {self.batch_in_epoch}")
+        return path
+
+    def _find_checkpoint(self):
+        """Rank 0: (path, contents) of the newest intact checkpoint to resume from, or None."""
         named = self.config.resume_from
         if named:
             newer = [n for n in self._intact_names() if int(n[5:]) > int(os.path.basename(named)[5:])]
@@ -298,23 +315,7 @@ class Checkpointing:
                     raise CheckpointError(f"resume_from={named!r} is damaged: {problem}.")
                 self._say(f"[resume] skipping damaged checkpoint {path}: {problem}")
                 continue
-            state, model_state, opt_state, rng, ema_state = loaded
-            self.model.set_state_dict(model_state)
-            if self.ema is not None:
-                self.ema.load(ema_state, state["ema_updates"])
-            self.amp.set_state_dict(state.get("amp") or {})
-            saved_hooks = state.get("hooks") or {}
-            for key, hook in self._hooks.stateful().items():
-                if key in saved_hooks:
-                    hook.set_state_dict(saved_hooks[key])
-            self._load_optimizer_state(opt_state, state["scheduler"])  # the schedule step and frozen blocks too
-            ckpt.set_rng_state(rng, cuda=self.device.startswith("gpu"))
-            self.global_step, self.epoch = state["global_step"], state["epoch"]
-            self.batch_in_epoch = state["batch_in_epoch"]
-            self.best, self.history = state["best"], state["history"]
-            self._say(f"[resume] from {path}: step {self.global_step}/{self.max_train_steps}, epoch {self.epoch}, "
-                      f"batch {self.batch_in_epoch}")
-            return path
+            return path, loaded
         return None
 
 

@@ -13,6 +13,7 @@ import paddle
 
 from . import checkpoint_files as ckpt
 from .loading import batch_size as _samples_in, split_batch, to_numpy
+from .distributed import gather_objects
 from .sampling import SequentialBatches
 
 __all__ = ["Evaluation"]
@@ -48,35 +49,57 @@ class Evaluation:
         """A context in which the model holds the EMA weights (if any)."""
         return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
+    def _my_batches(self, dataset, batch_size, name):
+        """(numbers, Batches) of this process's share of the sequential batches of `dataset`: batch b goes to rank
+        b % processes, so each sample is read once per pass over all processes."""
+        index_batches = list(SequentialBatches(len(dataset), batch_size))
+        mine = list(range(self.rank, len(index_batches), self.nranks))
+        return mine, self._batches(None, num_workers=0, dataset=dataset, name=name, stream="eval",
+                                   index_batches=[index_batches[b] for b in mine])
+
+    def _in_order(self, records, what):
+        """Every process's (batch number, ...) records, gathered and sorted by batch number."""
+        if self.nranks > 1:
+            records = [r for part in self._collective(what, lambda: gather_objects(records)) for r in part]
+        return sorted(records, key=lambda r: r[0])
+
     def _evaluate(self, dataset, name):
-        loader = self._batches(SequentialBatches(len(dataset), self.eval_batch_size), num_workers=0,
-                               dataset=dataset, name=name, stream="eval")
+        """The evaluation of `dataset`: each process computes its share of the batches; the losses, predictions and
+        labels of all batches are then accumulated in batch order on every process, so every metric equals the
+        one-process result exactly."""
+        numbers, loader = self._my_batches(dataset, self.eval_batch_size, name)
         was_training = self.model.training
         self.model.eval()
-        for m in self.metrics:
-            m.reset()
-        total, count, hub = 0.0, 0, {}
+        records = []  # (batch, samples, loss, predictions, labels) or (batch, samples, loss, hub metrics)
         try:
             with paddle.no_grad():
-                for i, batch in enumerate(loader):
+                for b, batch in zip(numbers, loader):
                     n = _samples_in(batch)
                     if self.hub_protocol:
-                        result = self.model.validation_step(batch, i)
-                        if result.get("loss") is not None:
-                            total += float(result["loss"]) * n
-                        for k, v in (result.get("metrics") or {}).items():
-                            hub[k] = hub.get(k, 0.0) + float(v) * n
+                        result = self.model.validation_step(batch, b)
+                        loss = None if result.get("loss") is None else float(result["loss"])
+                        records.append((b, n, loss, {k: float(v) for k, v in (result.get("metrics") or {}).items()}))
                     else:
                         args, kwargs, label = split_batch(batch)
                         out = self.model(*args, **kwargs)
-                        total += float(self.loss_fn(out, label)) * n
-                        preds, labels = to_numpy(out), to_numpy(label)
-                        for m in self.metrics:
-                            m.update(preds, labels)
-                    count += n
+                        records.append((b, n, float(self.loss_fn(out, label)), to_numpy(out), to_numpy(label)))
         finally:
             if was_training:
                 self.model.train()
+        for m in self.metrics:
+            m.reset()
+        total, count, hub = 0.0, 0, {}
+        for record in self._in_order(records, f"gathering the evaluation of {name}"):
+            n, loss = record[1], record[2]
+            if loss is not None:
+                total += loss * n
+            if self.hub_protocol:
+                for k, v in record[3].items():
+                    hub[k] = hub.get(k, 0.0) + v * n
+            else:
+                for m in self.metrics:
+                    m.update(record[3], record[4])
+            count += n
         result = {"loss": total / count if count else float("nan")}
         result.update({m.name: m.accumulate() for m in self.metrics})
         result.update({k: v / count for k, v in hub.items()})
@@ -104,16 +127,21 @@ class Evaluation:
         if better:
             self.best = {"step": self.global_step, "metric": name, "value": value, "eval": result,
                          "weights": "ema" if self.ema is not None else "raw"}
-            if self.is_main:
-                final = os.path.join(self.config.checkpoint_dir, "best_model")
-                self._check_parameters_finite(final)
-                state = {k: v.numpy() for k, v in self.model.state_dict().items()}
+            final = os.path.join(self.config.checkpoint_dir, "best_model")
+            with self.sync.rank0_section(f"writing {final}"):
+                if self.is_main:
+                    self._write_best(final)
 
-                def write(tmp):
-                    ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), state)
-                    with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
-                        json.dump(self.best, f, indent=1)
-                ckpt.write_atomic_dir(final, write)
+    def _write_best(self, final):
+        """Rank 0: the model as it is now (the average, with EMA) and metrics.json, in `final` (atomic)."""
+        self._check_parameters_finite(final)
+        state = {k: v.numpy() for k, v in self.model.state_dict().items()}
+
+        def write(tmp):
+            ckpt.save_tensors(os.path.join(tmp, "model.safetensors"), state)
+            with open(os.path.join(tmp, "metrics.json"), "w", encoding="utf-8") as f:
+                json.dump(self.best, f, indent=1)
+        ckpt.write_atomic_dir(final, write)
 
     def predict(self, dataset, batch_size=None, has_label=None):
         """Model outputs for every sample of `dataset` (numpy, concatenated over batches).
@@ -129,25 +157,24 @@ class Evaluation:
         return outputs
 
     def _predict(self, dataset, batch_size, has_label):
-        bs = batch_size or self.eval_batch_size
-        loader = self._batches(SequentialBatches(len(dataset), bs), num_workers=0, dataset=dataset, stream="eval")
+        numbers, loader = self._my_batches(dataset, batch_size or self.eval_batch_size, "dataset")
         was_training = self.model.training
         self.model.eval()
         outputs = []
         try:
             with paddle.no_grad():
-                for batch in loader:
+                for b, batch in zip(numbers, loader):
                     if not isinstance(batch, (dict, list, tuple)):
                         batch = [batch]
                     # a dict's label / labels entry is always left out; a list's last field when it is a label
                     drop = not isinstance(batch, dict) and (
                         self._drops_label(len(batch)) if has_label is None else bool(has_label))
                     args, kwargs, _ = split_batch(batch, has_label=drop, where="Trainer.predict")
-                    out = self.model(*args, **kwargs)
-                    outputs.append(to_numpy(out))
+                    outputs.append((b, to_numpy(self.model(*args, **kwargs))))
         finally:
             if was_training:
                 self.model.train()
+        outputs = [out for _, out in self._in_order(outputs, "gathering the predictions")]
         return np.concatenate(outputs, axis=0) if outputs else np.zeros((0,))
 
     def _drops_label(self, fields):

@@ -70,6 +70,20 @@ class Events:
         self._fire("build_env_end_event", phase=phase, resumed_from=result)
         return result
 
+    def _after_user_hooks(self, logged, evaluated, saved):
+        """With several processes, after the interval events of an update that ran user hooks: wait (up to
+        RunConfig.dist_timeout) until rank 0 is through them too, so that a slow hook on rank 0 (an upload, a
+        long write) does not leave the others in the next gradient all_reduce, which gloo gives up after 30 s.
+        run_step_event hooks are not waited for (a store round trip every update would cost ~50 ms): keep them
+        short, or make them do the same on every rank."""
+        if self.nranks == 1:
+            return
+        events = (["log_interval_event"] if logged else []) + (
+            ["eval_interval_event", "eval_start_event", "eval_end_event"] if evaluated else []) + (
+            ["save_ckpt_interval_event"] if saved else [])
+        if any(self._hooks.customized(e) for e in events):
+            self.sync.after_rank0(f"the hooks after update {self.global_step}")
+
     # ------------------------------------------------------------------------------------------ defaults
     def _default_finetune_end_event(self, info):
         self._say_done()

@@ -102,6 +102,10 @@ class Hooks:
         lines += [f"{e:<{width}}  {n:<{name_width}}  {f}" for e, n, f in rows]
         return "\n".join(lines)
 
+    def customized(self, event):
+        """Whether `event` has hooks besides the Trainer's own."""
+        return any(not any(func is f for f in self._builtin) for func, _ in self._hooks[event].values())
+
     def stateful(self):
         """{"<event>/<name>": hook} for hooks with state_dict() / set_state_dict() (kept in checkpoints)."""
         return {f"{event}/{name}": func for event, hooks in self._hooks.items() for name, (func, _) in hooks.items()

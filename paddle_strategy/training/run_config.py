@@ -55,6 +55,8 @@ class RunConfig:
     CPU it changes nothing (said once).
     save_final_checkpoint: write a checkpoint at the end of training (False: only the periodic ones and those a
     signal or a stop request writes).
+    dist_timeout: seconds the other processes wait for what rank 0 does alone (checkpoint and best_model writes,
+    reading a checkpoint, slow hooks) before failing with a message naming it (torch's default, 30 minutes).
     """
 
     def __init__(self, log_interval=10, eval_interval=100, use_pyreader=_Default(True), use_data_parallel=True,
@@ -63,7 +65,7 @@ class RunConfig:
                  shuffle=True, eval_start_step=0, resume_from=None, gradient_accumulation_steps=1, ema_decay=None,
                  ema_decay_type="constant", use_amp=False, amp_dtype="float16", amp_level="O1", scale_loss=65536.0,
                  use_dynamic_loss_scaling=True, amp_custom_white_list=None, amp_custom_black_list=None,
-                 save_final_checkpoint=True):
+                 save_final_checkpoint=True, dist_timeout=1800):
         for name, value in (("use_pyreader", use_pyreader), ("enable_memory_optim", enable_memory_optim)):
             if _given(value):
                 print(f"RunConfig: {name}={value!r} is accepted for PaddleHub 1.x compatibility and ignored "
@@ -100,11 +102,13 @@ class RunConfig:
         self.amp_custom_black_list = None if amp_custom_black_list is None else check_strings(
             "RunConfig.amp_custom_black_list", amp_custom_black_list, non_empty=True)
         self.save_final_checkpoint = check_bool("RunConfig.save_final_checkpoint", save_final_checkpoint)
+        self.dist_timeout = float(check_number("RunConfig.dist_timeout", dist_timeout, low=0, low_open=True))
         if resume_from is not None:
             if not isinstance(resume_from, (str, os.PathLike)):
                 raise TypeError(f"RunConfig.resume_from must be a path, got {resume_from!r}.")
             resume_from = os.path.normpath(os.fspath(resume_from))
-            if not os.path.isdir(resume_from):
+            # only rank 0 reads checkpoints: other ranks may run on nodes that cannot see the directory
+            if os.environ.get("PADDLE_TRAINER_ID", "0") == "0" and not os.path.isdir(resume_from):
                 raise ValueError(f"RunConfig.resume_from: {resume_from} is not a directory (expected a step_<n> "
                                  f"checkpoint).")
             if not (os.path.basename(resume_from).startswith("step_") and os.path.basename(resume_from)[5:].isdigit()):
@@ -137,5 +141,5 @@ class RunConfig:
                 "checkpoint_dir", "num_epoch", "batch_size", "strategy", "seed", "keep_checkpoints", "num_workers",
                 "shuffle", "eval_start_step", "resume_from", "gradient_accumulation_steps", "ema_decay",
                 "ema_decay_type", "use_amp", "amp_dtype", "amp_level", "scale_loss", "use_dynamic_loss_scaling",
-                "amp_custom_white_list", "amp_custom_black_list", "save_final_checkpoint")
+                "amp_custom_white_list", "amp_custom_black_list", "save_final_checkpoint", "dist_timeout")
         return "RunConfig(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in keys) + ")"

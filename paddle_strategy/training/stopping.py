@@ -6,7 +6,10 @@ checkpoint, puts the previous handlers back and raises
 - TrainingInterrupted (a KeyboardInterrupt) for SIGINT: calling finetune() again continues exactly;
 - TrainingTerminated (a SystemExit with code 143 = 128 + SIGTERM) for SIGTERM: uncaught, the process exits
   with status 143, as schedulers expect from a process that obeyed SIGTERM; the next run resumes.
-A second signal while stopping raises at once, wherever training is (the last complete checkpoint stays intact).
+A second signal while stopping raises at once, wherever training is (the last complete checkpoint stays intact),
+unless it comes within REPEAT_WINDOW seconds of the first: paddle.distributed.launch forwards one SIGTERM as three
+(0.2 s apart) to every rank, and a Ctrl-C in a terminal reaches the launcher and the ranks together; those
+repeats are one request to stop.
 """
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ import ctypes
 import signal
 import sys
 import threading
+import time
 
 __all__ = ["TrainingInterrupted", "TrainingTerminated"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_WINDOW = 2.0  # seconds after the first signal in which more SIGINT / SIGTERM are repeats of it
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -69,6 +74,7 @@ class StopSignals:
 
     def __init__(self):
         self.signum = None
+        self._first_at = None
         self._saved = {}
 
     def install(self):
@@ -82,8 +88,10 @@ class StopSignals:
 
     def _handle(self, signum, frame):
         if self.signum is None:
-            self.signum = signum
+            self.signum, self._first_at = signum, time.monotonic()
             return
+        if time.monotonic() - self._first_at < REPEAT_WINDOW:
+            return  # the launcher's repeats, or one Ctrl-C seen by the launcher and by this process
         self.restore()
         message = (f"{signal.Signals(signum).name} received while stopping after {signal.Signals(self.signum).name}:"
                    " stopped at once (maybe inside a step or a checkpoint write; the last complete checkpoint is "

@@ -24,6 +24,7 @@ from ..blocks import TraceCall
 from .checkpoint_files import CheckpointError
 from .averaging import WeightAverage
 from .checkpoints import Checkpointing
+from .distributed import DistributedError, RankSync, die_with_launcher
 from .evaluation import Evaluation
 from .events import Events
 from .loading import Batches, split_batch
@@ -135,17 +136,23 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         self._log_file = None
         self._lock = None
         self._verified, self._reported = {}, set()  # checkpoint name -> (manifest mtime, problem); said damaged
+        self._last_checkpoint = None  # what rank 0 last wrote or resumed from (other ranks may not see its disk)
+        self.sync = RankSync(self.rank, self.nranks, config.dist_timeout)
+        if self.nranks > 1:
+            die_with_launcher()  # an orphan (the launcher SIGKILLed) stops at the next update with a checkpoint
+            paddle.distributed.init_parallel_env()
+            self._collective("broadcasting rank 0's weights", self._broadcast_weights)
         if train_dataset is not None:
             self._setup_training()
+
+    def _broadcast_weights(self):
+        with paddle.no_grad():
+            for p in self.model.parameters():  # every rank starts from rank 0's weights
+                paddle.distributed.broadcast(p, src=0)
 
     # ------------------------------------------------------------------------------------------ set-up
     def _setup_training(self):
         cfg = self.config
-        if self.nranks > 1:
-            paddle.distributed.init_parallel_env()
-            with paddle.no_grad():
-                for p in self.model.parameters():  # every rank starts from rank 0's weights
-                    paddle.distributed.broadcast(p, src=0)
         self.sampler = GlobalBatchSampler(len(self.train_dataset), cfg.batch_size, nranks=self.nranks,
                                           rank=self.rank, seed=cfg.seed, shuffle=cfg.shuffle, lengths=self.lengths)
         self.batches_per_epoch = self.sampler.steps_per_epoch()
@@ -268,7 +275,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
                     self._count(window, value, hub, samples, skipped)
                     self._fire("run_step_event", loss=value, lr=lr, samples=samples, micro_batches=len(group),
                                skipped=skipped)
-                    if self.global_step % cfg.log_interval == 0 or self.global_step == T:
+                    logged = self.global_step % cfg.log_interval == 0 or self.global_step == T
+                    if logged:
                         self._fire("log_interval_event", **self._train_info(window, lr, epoch))
                         window = self._new_window()
                     periodic = (cfg.eval_interval and self.global_step >= cfg.eval_start_step
@@ -282,6 +290,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
                         paused = time.time()
                         self._fire("save_ckpt_interval_event", checkpoint=None)
                         window["t"] += time.time() - paused
+                    self._after_user_hooks(logged, do_eval and (periodic or end_of_epoch), cfg.save_ckpt_interval
+                                           and self.global_step % cfg.save_ckpt_interval == 0)
                     if end_of_epoch or any(self._agreed_stop(stop)):
                         break
                 batches.close()  # this epoch's workers end with it
@@ -322,9 +332,31 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         signum, requested = stop.signum or 0, int(bool(self.stop_training))
         if self.nranks > 1:
             flag = paddle.to_tensor([int(signum), requested], dtype="int32")
-            paddle.distributed.all_reduce(flag, op=paddle.distributed.ReduceOp.MAX)
+            self._collective(f"agreeing whether to stop after step {self.global_step}",
+                             lambda: paddle.distributed.all_reduce(flag, op=paddle.distributed.ReduceOp.MAX))
             signum, requested = (int(v) for v in flag.numpy())
         return signum, requested
+
+    def _collective(self, what, fn):
+        """fn() (a collective); when it fails because a peer died or hung, a DistributedError naming the rank(s)
+        that did not answer and the newest intact checkpoint."""
+        try:
+            return fn()
+        except DistributedError:
+            raise
+        except (RuntimeError, OSError, ValueError) as exc:
+            try:
+                missing = self.sync.who_is_missing()
+                who = (f"rank(s) {', '.join(map(str, missing))} left or stopped answering" if missing else
+                       "no rank is missing now (a transient failure?)")
+            except DistributedError as gone:
+                who = str(gone).rstrip(".")
+            last = self._latest_checkpoint_name()
+            raise DistributedError(
+                f"rank {self.rank}: {what} failed: {who} (Paddle said: {type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:300]}). "
+                + (f"The newest intact checkpoint is {last}; run the same command again to resume from it."
+                   if last else "No checkpoint was written yet.")) from exc
 
     def _stopped(self, signum):
         name = signal.Signals(signum).name
