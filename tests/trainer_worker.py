@@ -2,7 +2,8 @@
 
     python trainer_worker.py CKPT_DIR [--kill-at STEP] [--batch-size B] [--nan-at STEP] [--nan-input N]
         [--callable-schedule] [--sleep-at STEP --sleep S] [--fill-disk-at STEP] [--kill-in-best-swap]
-        [--accum K] [--ema DECAY] [--kill-at-call N] [--term-at-call N] [--count-allreduce]
+        [--accum K] [--ema DECAY] [--kill-at-call N] [--term-at-call N] [--count-allreduce] [--signal-rank R]
+        [--sigstop-at-call N] [--hook-sleep S --hook-sleep-at STEP --hook-sleep-rank R] [--dist-timeout S]
 
 Model: Linear/Dropout/ReLU stack; strategy: slanted triangle + discriminative LR + gradual unfreezing + L2-SP +
 global-norm clip on Adam, so a resume must restore moments, schedule, frozen blocks, references and dropout RNG.
@@ -82,12 +83,18 @@ def main(argv=None):
     p.add_argument("--use-cuda", action="store_true", help="train on the GPU (tools/gpu_check.sh)")
     p.add_argument("--stop-at", type=int, default=0, help="a run_step hook sets stop_training after this update")
     p.add_argument("--stop-rank", type=int, default=0, help="... on this rank only")
+    p.add_argument("--signal-rank", type=int, default=-1, help="--kill-at-call / --sigstop-at-call on this rank only")
+    p.add_argument("--sigstop-at-call", type=int, default=0, help="SIGSTOP this process in that loss_fn call")
+    p.add_argument("--hook-sleep", type=float, default=0.0, help="a save_ckpt_interval_event hook sleeps this long")
+    p.add_argument("--hook-sleep-at", type=int, default=5)
+    p.add_argument("--hook-sleep-rank", type=int, default=0)
+    p.add_argument("--dist-timeout", type=float, default=1800)
     a = p.parse_args(argv)
     net = model(a.dropout)
     config = ps.RunConfig(log_interval=4, use_cuda=a.use_cuda, checkpoint_dir=a.out, num_epoch=a.epochs,
                           batch_size=a.batch_size, save_ckpt_interval=5, eval_interval=4,
                           strategy=strategy(callable_schedule=a.callable_schedule), seed=3,
-                          gradient_accumulation_steps=a.accum, ema_decay=a.ema)
+                          gradient_accumulation_steps=a.accum, ema_decay=a.ema, dist_timeout=a.dist_timeout)
     reduces = {"n": 0}
     if a.count_allreduce:
         all_reduce = paddle.distributed.all_reduce
@@ -106,8 +113,12 @@ def main(argv=None):
             time.sleep(a.sleep)
         if calls["n"] == a.fill_disk_at:
             fill_disk(a.out)
-        if calls["n"] in (a.kill_at_call, a.term_at_call):
-            os.kill(os.getpid(), signal.SIGKILL if calls["n"] == a.kill_at_call else signal.SIGTERM)
+        if a.signal_rank in (-1, paddle.distributed.get_rank()):
+            if calls["n"] in (a.kill_at_call, a.term_at_call):
+                os.kill(os.getpid(), signal.SIGKILL if calls["n"] == a.kill_at_call else signal.SIGTERM)
+            if calls["n"] == a.sigstop_at_call:
+                print(f"rank {paddle.distributed.get_rank()} stops itself (SIGSTOP) at {time.time():.3f}", flush=True)
+                os.kill(os.getpid(), signal.SIGSTOP)
         loss = ce(out, label)
         return loss * float("nan") if calls["n"] == a.nan_at else loss
 
@@ -133,6 +144,12 @@ def main(argv=None):
         trainer = ps.Trainer(net, config, samples, loss_fn=loss_fn)
     run_steps = []
     trainer.add_hook("run_step_event", "count", lambda t, info: run_steps.append(info["rank"]))
+    if a.hook_sleep:
+        def sleep(t, info):
+            if info["step"] == a.hook_sleep_at and info["rank"] == a.hook_sleep_rank:
+                print(f"rank {info['rank']} sleeps {a.hook_sleep} s in a save_ckpt_interval_event hook", flush=True)
+                time.sleep(a.hook_sleep)
+        trainer.add_hook("save_ckpt_interval_event", "sleep", sleep)
     if a.stop_at:
         def stop(t, info):
             if info["step"] == a.stop_at and info["rank"] == a.stop_rank:

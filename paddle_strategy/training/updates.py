@@ -53,7 +53,8 @@ class Updates:
                   for p, g in zip(params, grads)]
         k = int(losses.shape[0])
         flat = paddle.concat(pieces + [losses.astype("float32")])
-        paddle.distributed.all_reduce(flat)
+        self._collective(f"the gradient all_reduce of step {self.global_step + 1}",
+                         lambda: paddle.distributed.all_reduce(flat))
         flat = flat / self.nranks
         offset = 0
         for p, g in zip(params, grads):
