@@ -37,7 +37,8 @@ def test_the_hub_extra_pins_what_requirements_txt_pins():
     declared = {_name(q) for q in core} | {_name(q) for reqs in extras.values() for q in reqs}
     assert {_name(line) for line in lines} - declared == set()
     assert {q.replace(" ", "") for q in extras["hub"]} - lines == set()
-    for pin in ("gradio==5.14.0", "gradio_client==1.7.0", "fastapi==0.163.2", "tool_helpers==0.1.1", "dill==0.3.4"):
+    for pin in ("gradio==5.14.0", "gradio_client==1.7.0", "fastapi==0.163.2", "tool_helpers==0.1.1", "dill==0.3.4",
+                "pillow==11.3.0", "fsspec==2024.6.1", "multiprocess==0.70.12.2"):
         assert pin in lines and pin in extras["hub"], pin
 
 
