@@ -28,7 +28,10 @@ def _paddle_requirement():
 
 EXTRAS = {
     "plots": ["matplotlib>=3.7"],
-    "hub": ["paddlehub==2.4.0", "protobuf==3.20.3", "huggingface_hub<0.26", "datasets<3", "aistudio-sdk<0.2"],
+    # the same pins as requirements.txt (why: see there)
+    "hub": ["paddlehub==2.4.0", "protobuf==3.20.3", "huggingface_hub<0.26", "datasets<3", "aistudio-sdk<0.2",
+            "gradio==5.14.0", "gradio_client==1.7.0", "fastapi==0.163.2", "tool_helpers==0.1.1", "dill==0.3.4",
+            "pillow==11.3.0", "fsspec==2024.6.1", "multiprocess==0.70.12.2"],
     "demo": ["tokenizers==0.23.3"],
     "test": ["pytest>=7"],
 }
