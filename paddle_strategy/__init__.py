@@ -5,8 +5,8 @@ from .strategies import (AdamWarmupStrategy, AdamWeightDecayStrategy, CombinedSt
                          FineTuneStrategy, FitFlatCosStrategy, FitOneCycleStrategy, FitSGDRStrategy,
                          L2SPFinetuneStrategy, ULMFiTStrategy, build_optimizer, build_strategy, freeze, freeze_to,
                          unfreeze)
-from .training import (CheckpointError, DataError, EarlyStopping, GlobalBatchSampler, HookError, RunConfig, Trainer,
-                       TrainingInterrupted, TrainingTerminated, load_weights, sample_seed)
+from .training import (CheckpointError, DataError, DistributedError, EarlyStopping, GlobalBatchSampler, HookError,
+                       RunConfig, Trainer, TrainingInterrupted, TrainingTerminated, load_weights, sample_seed)
 from .compat import patch_paddlehub
 from .lr_find import LRFindResult, lr_find
 
@@ -17,4 +17,4 @@ __all__ = ["AdamWeightDecayStrategy", "CombinedStrategy", "DefaultFinetuneStrate
            "RunConfig", "Trainer", "CheckpointError", "load_weights", "GlobalBatchSampler", "patch_paddlehub", "build_optimizer",
            "build_strategy", "lr_find", "LRFindResult", "FitOneCycleStrategy", "FitFlatCosStrategy", "FitSGDRStrategy",
            "FineTuneStrategy", "freeze", "freeze_to", "unfreeze", "AdamWarmupStrategy", "DataError", "sample_seed",
-           "TrainingInterrupted", "TrainingTerminated", "EarlyStopping", "HookError"]
+           "TrainingInterrupted", "TrainingTerminated", "EarlyStopping", "HookError", "DistributedError"]

@@ -223,3 +223,10 @@ def test_sigkill_of_the_launcher_stops_the_ranks_within_seconds(tmp_path, refere
     r, text = launch(tmp_path, "again", tmp_path / "out", *COMMON)
     assert r.returncode == 0, (r.stdout + r.stderr + text)[-3000:]
     assert_same_params(final_params(tmp_path / "out"), reference)
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-5, ValueError), ("60", TypeError), (float("inf"), ValueError)])
+def test_dist_timeout_is_checked(bad, exc):
+    import paddle_strategy as ps
+    with pytest.raises(exc, match="RunConfig.dist_timeout"):
+        ps.RunConfig(dist_timeout=bad)

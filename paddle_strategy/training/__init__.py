@@ -11,6 +11,8 @@
     hooks.py             the hook registry, HookError, EarlyStopping
     averaging.py         the EMA of the weights
     precision.py         mixed precision (auto_cast, GradScaler, decorate) on a GPU
+    distributed.py       several processes: waits for rank 0 bounded by dist_timeout, who left, dying with the
+                         launcher
     checkpoints.py       the Trainer's checkpoints: save, prune, resume, lock, rewind
     checkpoint_files.py  atomic directories, manifests, safetensors / JSON, the lock, fingerprints
     evaluation.py        eval(), predict(), the best model
@@ -18,6 +20,7 @@
     metrics.py           acc, f1, precision, recall, matthews
 """
 from .checkpoint_files import CheckpointError, load_weights
+from .distributed import DistributedError
 from .hooks import EVENTS, EarlyStopping, HookError
 from .loading import DataError, sample_seed
 from .run_config import RunConfig
@@ -26,4 +29,4 @@ from .stopping import TrainingInterrupted, TrainingTerminated
 from .trainer import Trainer
 
 __all__ = ["RunConfig", "Trainer", "GlobalBatchSampler", "CheckpointError", "load_weights", "DataError",
-           "sample_seed", "TrainingInterrupted", "TrainingTerminated", "EarlyStopping", "HookError", "EVENTS"]
+           "sample_seed", "TrainingInterrupted", "TrainingTerminated", "EarlyStopping", "HookError", "EVENTS", "DistributedError"]
