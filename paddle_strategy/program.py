@@ -199,14 +199,17 @@ def steps_per_epoch(config, num_samples, nranks=1):
 
 def build_trainer(config, *, model=None, tokenizer=None):
     """(trainer, model, tokenizer) for a config: a dict (checked first unless check_config made it) or the path
-    of a YAML file. The datasets load before the model, so a bad data file fails before the model loads;
-    `tokenizer` (optional) tokenizes the built-in datasets that name none."""
+    of a YAML file. As tools/train.py: Paddle is seeded with Global.seed (unless a `model` is given), then the
+    datasets load, then the model, so a bad data file fails before the model loads. `tokenizer` (optional)
+    tokenizes the built-in datasets that name none."""
     if isinstance(config, (str, os.PathLike)):
         from .config import load_config
         config = load_config(config)
     if "_strategy" not in config:
         config = check_config(config)
     g = config["Global"]
+    if model is None:
+        paddle.seed(g["seed"])
     data = build_datasets(config, ("Train", "Eval"), tokenizer)
     train, dev = data["Train"], data.get("Eval")
     if model is None:
