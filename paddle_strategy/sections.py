@@ -262,6 +262,9 @@ def check_loss(loss, num_classes):
     if "name" not in loss:
         raise ValueError(f"Loss: missing key 'name' (CrossEntropyLoss, a paddle.nn loss or an import path), "
                          f"got {shown(loss)}.")
+    if isinstance(loss["name"], str) and loss["name"].startswith("paddle.nn.") \
+            and loss["name"][len("paddle.nn."):] in paddle_losses():
+        loss["name"] = loss["name"][len("paddle.nn."):]  # the same class, with the checks below
     target, builtin = resolve("Loss.name", loss["name"], paddle_losses())
     if not builtin:
         check_arguments("Loss", target, _args(loss), skip=2 if _is_function(target) else 0, name=loss["name"])

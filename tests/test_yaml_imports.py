@@ -241,6 +241,8 @@ def test_any_paddle_nn_loss_by_class_name(user_module, tmp_path):
     # weighted mean: sum_i w[y_i] * ce_i / sum_i w[y_i]
     ce = [np.log(1 + np.exp(-2.0)), np.log(1 + np.exp(-1.0))]
     assert float(loss(logits, label)) == pytest.approx((1 * ce[0] + 3 * ce[1]) / 4, rel=1e-5)
+    with pytest.raises(ValueError, match="Loss.reduction must be 'mean'"):  # the same class by its path
+        _check(_config(user_module, tmp_path, Loss={"name": "paddle.nn.NLLLoss", "reduction": "none"}))
     cfg = _check(_config(user_module, tmp_path, Loss={"name": "SmoothL1Loss", "delta": 2.0}))
     loss = build_loss(cfg)
     assert isinstance(loss, paddle.nn.SmoothL1Loss)
