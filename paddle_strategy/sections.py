@@ -346,6 +346,13 @@ def check_metric(metric) -> dict:
         if isinstance(entry, dict):
             check_keys(where, entry, list(entry), required=("name",))
             entry = dict(entry)
+            if isinstance(entry["name"], str) and entry["name"].lower() in _metric_names():
+                if _args(entry):
+                    key = next(iter(_args(entry)))
+                    raise ValueError(f"{where}: the built-in metric {entry['name']!r} takes no arguments, got {key}="
+                                     f"{shown(entry[key])}.")
+                entries.append(entry["name"])
+                continue
         elif isinstance(entry, str) and (entry.lower() in _metric_names() or "." not in entry):
             if entry.lower() not in _metric_names():
                 raise ValueError(f"{where}: {shown(entry)} is not available; allowed: "
@@ -355,7 +362,7 @@ def check_metric(metric) -> dict:
             continue
         else:
             entry = dict(name=entry, **extra)
-        target, _ = resolve(where, entry["name"], {})
+        target, _ = resolve(where, entry["name"], _metric_names())
         check_arguments(where if isinstance(names[i], dict) else "Metric", target, _args(entry),
                         skip=2 if _is_function(target) else 0, name=entry["name"])
         entries.append(entry)

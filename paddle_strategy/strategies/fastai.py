@@ -342,7 +342,8 @@ class FitSGDRStrategy(_FastaiStrategy):
             raise ValueError(f"FitSGDRStrategy(n_cycles={self._n_cycles}, cycle_len={self._cycle_len}, "
                              f"cycle_mult={self._cycle_mult}) runs {self.n_epochs} epochs = {self.n_epochs * spe} "
                              f"steps at steps_per_epoch={spe}, but max_train_steps={T}; train for "
-                             f"{self.n_epochs} epochs (RunConfig(num_epoch={self.n_epochs})).")
+                             f"{self.n_epochs} epochs (RunConfig(num_epoch={self.n_epochs}) / Global.epoch_num: "
+                             f"{self.n_epochs}).")
         return make_fit_sgdr(self.learning_rate, self._n_cycles, self._cycle_len, self._cycle_mult,
                              steps_per_epoch=spe)
 
@@ -405,7 +406,7 @@ class FineTuneStrategy(_FastaiStrategy):
         if T != (F + E) * spe:
             raise ValueError(f"FineTuneStrategy(freeze_epochs={F}, epochs={E}) runs {F + E} epochs = "
                              f"{(F + E) * spe} steps at steps_per_epoch={spe}, but max_train_steps={T}; train for "
-                             f"{F + E} epochs (RunConfig(num_epoch={F + E})).")
+                             f"{F + E} epochs (RunConfig(num_epoch={F + E}) / Global.epoch_num: {F + E}).")
         phases = []
         if F:
             phases.append(make_fit_one_cycle(self._base_lr, F * spe, 25.0, self._div_final, 0.99, self._moms))
