@@ -9,6 +9,8 @@ from .training import (CheckpointError, DataError, DistributedError, EarlyStoppi
                        RunConfig, Trainer, TrainingInterrupted, TrainingTerminated, load_weights, sample_seed)
 from .compat import patch_paddlehub
 from .lr_find import LRFindResult, lr_find
+from .text_dataset import TextClassificationDataset
+from . import program  # noqa: E402  (ps.program.build_trainer(config) in notebooks)
 
 __version__ = "0.2.0"
 
@@ -17,4 +19,5 @@ __all__ = ["AdamWeightDecayStrategy", "CombinedStrategy", "DefaultFinetuneStrate
            "RunConfig", "Trainer", "CheckpointError", "load_weights", "GlobalBatchSampler", "patch_paddlehub", "build_optimizer",
            "build_strategy", "lr_find", "LRFindResult", "FitOneCycleStrategy", "FitFlatCosStrategy", "FitSGDRStrategy",
            "FineTuneStrategy", "freeze", "freeze_to", "unfreeze", "AdamWarmupStrategy", "DataError", "sample_seed",
-           "TrainingInterrupted", "TrainingTerminated", "EarlyStopping", "HookError", "DistributedError"]
+           "TrainingInterrupted", "TrainingTerminated", "EarlyStopping", "HookError", "DistributedError",
+           "TextClassificationDataset", "program"]

@@ -98,7 +98,22 @@ class Snippets(paddle.io.Dataset):
 
 
 def collate_padded(samples, pad_id=0):
-    """(input_ids, attention_mask, labels) int64 tensors, padded to the longest snippet of the batch."""
-    ids, mask = _pad([tokens for tokens, _ in samples], pad_id)
-    labels = np.asarray([y for _, y in samples], dtype="int64")
-    return paddle.to_tensor(ids), paddle.to_tensor(mask), paddle.to_tensor(labels)
+    """(input_ids, attention_mask, labels) int64 tensors, padded to the longest snippet of the batch.
+
+    Samples are (input_ids, label), or (input_ids, token_type_ids, label) for sentence pairs, which gives
+    (input_ids, attention_mask, token_type_ids, labels); token type ids are padded with 0. Samples without a
+    label (a predict split: every field a token list) give the same without labels.
+    """
+    first = samples[0]
+    labelled = np.ndim(first[-1]) == 0
+    sequences = len(first) - labelled
+    if sequences not in (1, 2) or any(len(s) != len(first) for s in samples):
+        raise ValueError(f"collate_padded: samples are (input_ids[, token_type_ids][, label]), got {len(first)} "
+                         f"field(s) in the first sample and {sorted({len(s) for s in samples})} in the batch.")
+    ids, mask = _pad([s[0] for s in samples], pad_id)
+    out = [paddle.to_tensor(ids), paddle.to_tensor(mask)]
+    if sequences == 2:
+        out.append(paddle.to_tensor(_pad([s[1] for s in samples], 0)[0]))
+    if labelled:
+        out.append(paddle.to_tensor(np.asarray([s[-1] for s in samples], dtype="int64")))
+    return tuple(out)

@@ -5,35 +5,32 @@
                    checkpoints (a directory of step_<n> checkpoints to resume from), seed, keep_checkpoints,
                    gradient_accumulation_steps, use_amp, amp_dtype, amp_level, scale_loss, use_dynamic_loss_scaling,
                    amp_custom_black_list, amp_custom_white_list (PaddleOCR's AMP keys), early_stopping
-                   ({patience, min_delta, metric}), save_final_checkpoint
+                   ({patience, min_delta, metric}), save_final_checkpoint, dist_timeout (seconds other processes
+                   wait for rank 0's solo work)
     EMA:           decay, type (constant | threshold | exponential): an average of the weights (PaddleClas's section)
-    Architecture:  name (MiniLMClassifier) + its arguments (num_classes, dropout)
-    Loss:          name (CrossEntropyLoss) + its arguments: weight (one per class), ignore_index, label_smoothing;
-                   reduction only 'mean', soft_label false, use_softmax true, axis -1 (what this trainer feeds it)
-    Metric:        name: a metric name or a list of them (acc, f1, precision, recall, matthews); the first
-                   picks the best model
+    Architecture, Loss, Metric, Train / Eval: a built-in name or an import path + arguments (sections.py)
     Strategy:      name (a strategy class, e.g. ULMFiTStrategy) + its arguments    } exactly one of the two
     Optimizer:     PaddleOCR's schema (strategies.ppocr.build_optimizer)          }
-    Train / Eval:  dataset: {name: RottenTomatoes, split: train | dev | test, size, max_len, split_seed}
-                   loader: {batch_size_per_card, shuffle, num_workers}
 
 Every section and key is checked, before any model or data loads: an unknown one is an error naming its path, with
 "did you mean"; a value of the wrong type or range names its YAML path (Global.seed, not RunConfig.seed).
+From Python: `build_trainer(config)` takes a config dict (checked here when it has not been) or a YAML path.
 """
 from __future__ import annotations
 
-import inspect
 import os
 
 import paddle
 
-from ._checks import (check_bool, check_choice, check_keys, check_number, check_numbers, check_strings, did_you_mean,
-                      shown)
+from ._checks import check_bool, check_choice, check_keys, check_number, check_strings, shown
+from .sections import (build_architecture, build_collate, build_datasets, build_loss, build_metrics,
+                       check_architecture, check_loss, check_metric, check_part, is_builtin_dataset, train_size)
 from .strategies import strategy_from_config
 from .training import EarlyStopping, GlobalBatchSampler, RunConfig, Trainer
 from .training.run_config import AMP_DTYPES, AMP_LEVELS, EMA_TYPES
 
-__all__ = ["SECTIONS", "check_config", "build_model", "build_dataset", "build_trainer", "steps_per_epoch"]
+__all__ = ["SECTIONS", "check_config", "build_model", "build_dataset", "build_datasets", "build_loss",
+           "build_metrics", "build_collate", "build_trainer", "steps_per_epoch", "sample_input"]
 
 SECTIONS = ("Global", "Architecture", "Loss", "Metric", "Strategy", "Optimizer", "Train", "Eval", "EMA")
 GLOBAL_KEYS = {"epoch_num": 1, "print_batch_step": 10, "eval_batch_step": None, "save_model_dir": "./output/run",
@@ -41,17 +38,10 @@ GLOBAL_KEYS = {"epoch_num": 1, "print_batch_step": 10, "eval_batch_step": None, 
                "keep_checkpoints": 3, "gradient_accumulation_steps": 1, "use_amp": False, "amp_dtype": "float16",
                "amp_level": "O1", "scale_loss": 65536.0, "use_dynamic_loss_scaling": True,
                "amp_custom_black_list": None, "amp_custom_white_list": None, "early_stopping": None,
-               "save_final_checkpoint": True}
+               "save_final_checkpoint": True, "dist_timeout": 1800}
 EMA_KEYS = {"decay": None, "type": "constant"}
 EARLY_STOPPING_KEYS = {"patience": None, "min_delta": 0.0, "metric": None}
-DATASET_KEYS = {"name": "RottenTomatoes", "split": "train", "size": None, "max_len": 64, "split_seed": 0}
 MAX_SEED = 2 ** 64 - 1  # paddle.seed takes an unsigned 64-bit integer
-LOADER_KEYS = {"batch_size_per_card": 32, "shuffle": True, "num_workers": 0}
-
-
-def _architectures():
-    from .minilm import MiniLMClassifier, load_minilm
-    return {"MiniLMClassifier": (load_minilm, MiniLMClassifier)}
 
 
 def check_config(config: dict) -> dict:
@@ -94,52 +84,22 @@ def check_config(config: dict) -> dict:
             raise FileNotFoundError(f"Global.pretrained_model: {shown(path)} does not exist.")
     out["Global"] = g
     for part in ("Train", "Eval"):
-        if out.get(part) is None:
-            continue
-        sec = check_keys(part, out[part], ("dataset", "loader"), required=("dataset",))
-        ds = dict(DATASET_KEYS, split="train" if part == "Train" else "dev")
-        ds.update(check_keys(f"{part}.dataset", sec["dataset"], DATASET_KEYS))
-        check_choice(f"{part}.dataset.name", ds["name"], ("RottenTomatoes",))
-        check_choice(f"{part}.dataset.split", ds["split"], ("train", "dev", "test"))
-        if ds["size"] is not None:
-            ds["size"] = check_number(f"{part}.dataset.size", ds["size"], low=1, integer=True)
-        ds["max_len"] = check_number(f"{part}.dataset.max_len", ds["max_len"], low=3, integer=True)
-        loader = dict(LOADER_KEYS)
-        loader.update(check_keys(f"{part}.loader", sec.get("loader") or {}, LOADER_KEYS))
-        loader["batch_size_per_card"] = check_number(f"{part}.loader.batch_size_per_card",
-                                                     loader["batch_size_per_card"], low=1, integer=True)
-        loader["num_workers"] = check_number(f"{part}.loader.num_workers", loader["num_workers"], low=0,
-                                             integer=True)
-        check_bool(f"{part}.loader.shuffle", loader["shuffle"])
-        ds["split_seed"] = check_number(f"{part}.dataset.split_seed", ds["split_seed"], low=0, high=MAX_SEED,
-                                        integer=True)
-        out[part] = {"dataset": ds, "loader": loader}
-    arch = out["Architecture"]
-    if not isinstance(arch, dict) or "name" not in arch:
-        raise ValueError(f"Architecture must be a mapping with a name (one of {', '.join(_architectures())}).")
-    if arch["name"] not in _architectures():
-        raise ValueError(f"Architecture.name: {shown(arch['name'])} is not available; allowed: "
-                         f"{', '.join(_architectures())}.{did_you_mean(arch['name'], _architectures())}")
-    loader_fn, _ = _architectures()[arch["name"]]
-    allowed = [p for p in inspect.signature(loader_fn).parameters if p != "model_dir"]
-    check_keys("Architecture", {k: v for k, v in arch.items() if k != "name"}, allowed)
-    arch = out["Architecture"] = dict(arch)
-    num_classes = arch["num_classes"] = check_number("Architecture.num_classes", arch.get("num_classes", 2),
-                                                     low=2, integer=True)  # softmax over one class is always 1
-    if "dropout" in arch:
-        arch["dropout"] = check_number("Architecture.dropout", arch["dropout"], low=0, high=1, high_open=True)
-    out["Loss"] = _check_loss(out.get("Loss"), num_classes)
-    metric = out.get("Metric") or {"name": "acc"}
-    check_keys("Metric", metric, ("name",), required=("name",))
-    names = metric["name"] if isinstance(metric["name"], list) else [metric["name"]]
+        if out.get(part) is not None:
+            out[part] = check_part(part, out[part])
+    arch = out["Architecture"] = check_architecture(out["Architecture"])
+    num_classes = arch.get("num_classes") if isinstance(arch.get("num_classes"), int) else None
+    out["Loss"] = check_loss(out.get("Loss"), num_classes)
+    out["Metric"] = check_metric(out.get("Metric"))
     from .training.metrics import make_metrics
-    try:
-        make_metrics(names)
+    try:  # the built-in names together (e.g. acc and accuracy are the same metric)
+        make_metrics([n for n in out["Metric"]["name"] if isinstance(n, str)])
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"Metric.name: {exc}") from None
-    out["Metric"] = {"name": names}
     strategy = out["_strategy"] = strategy_from_config(out)  # Strategy / Optimizer, checked now
-    spe = steps_per_epoch(out, _train_size(out))
+    size = train_size(out)
+    if size is None:  # a dataset named by an import path: the Trainer checks the run's length when it builds
+        return out
+    spe = steps_per_epoch(out, size)
     if hasattr(strategy, "validate"):
         strategy.validate(g["epoch_num"], spe)
     else:  # run-length dependent checks (e.g. a slanted triangle too short) before any model loads
@@ -156,6 +116,7 @@ def _check_trainer_keys(g):
     check_choice("Global.amp_dtype", g["amp_dtype"], AMP_DTYPES)
     check_choice("Global.amp_level", g["amp_level"], AMP_LEVELS)
     g["scale_loss"] = check_number("Global.scale_loss", g["scale_loss"], low=0, low_open=True)
+    g["dist_timeout"] = check_number("Global.dist_timeout", g["dist_timeout"], low=0, low_open=True)
     for key in ("amp_custom_black_list", "amp_custom_white_list"):
         if g[key] is not None:
             g[key] = check_strings(f"Global.{key}", g[key], non_empty=True)
@@ -177,51 +138,6 @@ def _check_path(where, value):
     return value
 
 
-def _check_loss(loss, num_classes):
-    """Loss: CrossEntropyLoss and the arguments of paddle.nn.CrossEntropyLoss that fit this trainer (integer
-    class labels, logits from the model, a loss averaged over each batch)."""
-    loss = dict(loss or {"name": "CrossEntropyLoss"})
-    if loss.get("name") != "CrossEntropyLoss":
-        raise ValueError(f"Loss.name: {shown(loss.get('name'))} is not available; allowed: CrossEntropyLoss."
-                         f"{did_you_mean(loss.get('name'), ['CrossEntropyLoss'])}")
-    allowed = [k for k in inspect.signature(paddle.nn.CrossEntropyLoss).parameters]
-    check_keys("Loss", {k: v for k, v in loss.items() if k != "name"}, allowed)
-    if loss.get("reduction", "mean") != "mean":
-        raise ValueError(f"Loss.reduction must be 'mean' (the trainer averages the loss over each batch and "
-                         f"scales nothing else), got {shown(loss['reduction'])}.")
-    if "weight" in loss and loss["weight"] is not None:
-        weight = check_numbers("Loss.weight", loss["weight"], low=0)
-        if len(weight) != num_classes:
-            raise ValueError(f"Loss.weight must have one entry per class (Architecture.num_classes={num_classes}), "
-                             f"got {len(weight)}: {shown(loss['weight'])}.")
-        if not any(weight):
-            raise ValueError(f"Loss.weight: every class weight is 0, so nothing would train: {shown(weight)}.")
-        loss["weight"] = [float(w) for w in weight]
-    if "ignore_index" in loss:
-        loss["ignore_index"] = check_number("Loss.ignore_index", loss["ignore_index"], integer=True)
-    for key, want in (("soft_label", False), ("use_softmax", True)):
-        if key in loss and loss[key] is not want:
-            why = ("labels are class indices, not distributions" if key == "soft_label"
-                   else "the model returns logits, which the loss must softmax")
-            raise ValueError(f"Loss.{key} must be {str(want).lower()} here ({why}), got {shown(loss[key])}.")
-    if "axis" in loss and (isinstance(loss["axis"], bool) or loss["axis"] not in (-1, 1)):
-        raise ValueError(f"Loss.axis must be -1 (the class axis of [batch, classes] logits), "
-                         f"got {shown(loss['axis'])}.")
-    if "label_smoothing" in loss:
-        loss["label_smoothing"] = check_number("Loss.label_smoothing", loss["label_smoothing"], low=0, high=1,
-                                               high_open=True)
-    return loss
-
-
-def _train_size(config):
-    ds = config["Train"]["dataset"]
-    if ds["size"] is not None:
-        return ds["size"]
-    from .data import load_rotten_tomatoes
-    train, dev, test = load_rotten_tomatoes(seed=ds["split_seed"])
-    return len({"train": train, "dev": dev, "test": test}[ds["split"]])
-
-
 def checkpoint_location(g) -> dict:
     """RunConfig's checkpoint_dir / resume_from for the Global section. Global.checkpoints names a step_<n>
     checkpoint to resume from (the run continues in its directory) or a directory of them; a path that does
@@ -233,6 +149,10 @@ def checkpoint_location(g) -> dict:
         raise TypeError(f"Global.checkpoints must be a path, got {path!r}.")
     path = os.path.normpath(path)
     name = os.path.basename(path)
+    if name.startswith("step_") and name[5:].isdigit() and os.environ.get("PADDLE_TRAINER_ID", "0") != "0":
+        return {"checkpoint_dir": None, "resume_from": path}  # only rank 0 reads checkpoints (node-local disks)
+    if os.environ.get("PADDLE_TRAINER_ID", "0") != "0":
+        return {"checkpoint_dir": path}
     if not os.path.isdir(path):
         raise ValueError(f"Global.checkpoints: {path} does not exist (it names the checkpoint to resume from: a "
                          f"step_<n> directory or the directory holding them; leave it empty to start afresh in "
@@ -246,9 +166,8 @@ def checkpoint_location(g) -> dict:
 
 
 def build_model(config):
-    arch = dict(config["Architecture"])
-    loader_fn, _ = _architectures()[arch.pop("name")]
-    model, tokenizer = loader_fn(**arch)
+    """The Architecture section's model, with Global.pretrained_model loaded into it."""
+    model = build_architecture(config)
     path = config["Global"]["pretrained_model"]
     if path:
         if not os.path.isfile(path):  # check_config refused it already; the file may have gone since
@@ -258,17 +177,22 @@ def build_model(config):
         if missing or unexpected:
             raise ValueError(f"Global.pretrained_model: {path} does not fit the model (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]}).")
-    return model, tokenizer
+    return model
 
 
-def build_dataset(config, part, tokenizer):
-    from .data import Snippets, load_rotten_tomatoes
-    ds = config[part]["dataset"]
-    splits = dict(zip(("train", "dev", "test"), load_rotten_tomatoes(seed=ds["split_seed"])))
-    examples = splits[ds["split"]]
-    if ds["size"] is not None:
-        examples = examples[:ds["size"]]
-    return Snippets(tokenizer, examples, ds["max_len"])
+def build_dataset(config, part, tokenizer=None):
+    """The dataset of the Train or Eval section (tokenizer: used by the built-in datasets without their own)."""
+    return build_datasets(config, (part,), tokenizer)[part]
+
+
+def sample_input(config, model, dataset, n=4):
+    """A TraceCall of `model` on a batch of the first n samples, collated as the Trainer collates them."""
+    from paddle.io.dataloader.collate import default_collate_fn
+    from .blocks import TraceCall
+    from .training.loading import split_batch
+    collate = build_collate(config) or default_collate_fn
+    args, kwargs, _ = split_batch(collate([dataset[i] for i in range(min(n, len(dataset)))]))
+    return TraceCall(model, *args, **kwargs)
 
 
 def steps_per_epoch(config, num_samples, nranks=1):
@@ -280,13 +204,22 @@ def steps_per_epoch(config, num_samples, nranks=1):
 
 
 def build_trainer(config, *, model=None, tokenizer=None):
-    """(trainer, model, tokenizer) for a checked config."""
-    from .data import collate_padded
+    """(trainer, model, tokenizer) for a config: a dict (checked first unless check_config made it) or the path
+    of a YAML file. As tools/train.py: Paddle is seeded with Global.seed (unless a `model` is given), then the
+    datasets load, then the model, so a bad data file fails before the model loads. `tokenizer` (optional)
+    tokenizes the built-in datasets that name none."""
+    if isinstance(config, (str, os.PathLike)):
+        from .config import load_config
+        config = load_config(config)
+    if "_strategy" not in config:
+        config = check_config(config)
     g = config["Global"]
     if model is None:
-        model, tokenizer = build_model(config)
-    train = build_dataset(config, "Train", tokenizer)
-    dev = build_dataset(config, "Eval", tokenizer) if config.get("Eval") else None
+        paddle.seed(g["seed"])
+    data = build_datasets(config, ("Train", "Eval"), tokenizer)
+    train, dev = data["Train"], data.get("Eval")
+    if model is None:
+        model = build_model(config)
     loader = config["Train"]["loader"]
     spe = steps_per_epoch(config, len(train), paddle.distributed.get_world_size())
     eval_start, eval_every = g["eval_batch_step"] or (0, None)
@@ -298,14 +231,12 @@ def build_trainer(config, *, model=None, tokenizer=None):
                     shuffle=loader["shuffle"], eval_start_step=eval_start,
                     **{key: g[key] for key in ("gradient_accumulation_steps", "use_amp", "amp_dtype", "amp_level",
                                                "scale_loss", "use_dynamic_loss_scaling", "amp_custom_black_list",
-                                               "amp_custom_white_list", "save_final_checkpoint")},
+                                               "amp_custom_white_list", "save_final_checkpoint", "dist_timeout")},
                     **({"ema_decay": config["EMA"]["decay"], "ema_decay_type": config["EMA"]["type"]}
                        if config.get("EMA") else {}))
-    loss = {k: v for k, v in config["Loss"].items() if k != "name"}
-    if loss.get("weight") is not None:
-        loss["weight"] = paddle.to_tensor(loss["weight"], dtype="float32")
-    trainer = Trainer(model, run, train, dev, loss_fn=paddle.nn.CrossEntropyLoss(**loss),
-                      metrics=config["Metric"]["name"], collate_fn=collate_padded, lengths=train.lengths(),
+    lengths = train.lengths() if is_builtin_dataset(config["Train"]["dataset"]) else None
+    trainer = Trainer(model, run, train, dev, loss_fn=build_loss(config), metrics=build_metrics(config),
+                      collate_fn=build_collate(config), lengths=lengths,
                       eval_batch_size=config["Eval"]["loader"]["batch_size_per_card"] if dev is not None else None)
     if g["early_stopping"] is not None:
         trainer.add_hook("eval_end_event", "early_stopping", EarlyStopping(**g["early_stopping"]))

@@ -87,24 +87,67 @@ def test_every_transfer_config_builds_its_strategy():
         assert max(lrs) == pytest.approx(chosen, rel=1e-3), c["name"]
 
 
-def test_bad_bench_config_names_the_key(tmp_path):
+def test_bad_bench_config_names_the_key(tmp_path, monkeypatch):
     bench = _tool()
-    bad = tmp_path / "bad.yml"
-    bad.write_text("Bench: {label: x, lr_key: learning_rate, lr_grid: [1.0e-4], lr_gird: 1}\n"
-                   "Strategy: {name: CombinedStrategy}\n")
-    with pytest.raises(ValueError,
-                       match=r"Bench: unknown key 'lr_gird' \(value 1\)\. Allowed keys: .*Did you mean 'lr_grid'"):
+    good = open(os.path.join(ROOT, "configs", "transfer", "plain_finetune.yml"), encoding="utf-8").read()
+    stray = tmp_path / "plain_finetuen.yml"
+    stray.write_text(good)
+    with pytest.raises(ValueError, match=r"no entry 'plain_finetuen' in SWEEPS.*Did you mean 'plain_finetune'"):
+        bench.load_bench_config(str(stray))
+    bad = tmp_path / "plain_finetune.yml"
+    bad.write_text(good.replace("learning_rate: 3.0e-5", "learning_rate: 2.0e-5"))
+    with pytest.raises(ValueError, match=r"Strategy\.learning_rate must be the LR the sweep chose.*got 2e-05"):
         bench.load_bench_config(str(bad))
-    bad.write_text("Bench: {label: x, lr_key: learning_rate, lr_grid: [1.0e-4]}\n"
-                   "Strategy: {name: CombinedStrategy, learning_rate: 1.0e-3}\n")
-    with pytest.raises(ValueError, match=r"Strategy\.learning_rate is set by the bench"):
-        bench.load_bench_config(str(bad))
-    bad.write_text("Bench: {label: x, lr_key: learning_rate, lr_grid: [1.0e-4]}\n"
-                   "Strategy: {name: CombinedStrategy, optimiser_name: adam}\n")
+    bad.write_text(good.replace("optimizer_name: adam", "optimiser_name: adam"))
     with pytest.raises(ValueError, match="optimiser_name"):
+        bench.load_bench_config(str(bad))
+    bad.write_text(good.replace("size: 200", "size: 0"))  # the whole config is checked, as tools/train.py does
+    with pytest.raises(ValueError, match=r"Train\.dataset\.size must be >= 1, got 0"):
         bench.load_bench_config(str(bad))
     with pytest.raises(ValueError, match="--only: 'ulmfitt'.*Did you mean 'ulmfit'"):
         bench.load_configs(["ulmfitt"])
+    monkeypatch.setitem(bench.SWEEPS, "plain_finetune", dict(bench.SWEEPS["plain_finetune"], lr_gird=[1e-4]))
+    bad.write_text(good)
+    with pytest.raises(ValueError, match=r"SWEEPS\['plain_finetune'\]: unknown key 'lr_gird'.*Did you mean 'lr_grid'"):
+        bench.load_bench_config(str(bad))
+
+
+def test_each_transfer_config_is_its_200_snippet_cell_at_the_lr_the_sweep_chose():
+    """configs/transfer/*.yml are complete: tools/train.py trains the table's 200-snippet, seed-0 cell (the README's
+    "How it was run": batch 16, 2 epochs, evaluated at each epoch end, dev 500, max_len 64, the full corpus), at
+    the LR the recorded sweep chose (results/transfer.csv: best dev accuracy at seed 0, ties the smaller LR)."""
+    bench = _tool()
+    with open(os.path.join(ROOT, "results", "transfer.csv"), newline="", encoding="utf-8") as f:
+        sweep = [r for r in csv.DictReader(f) if r["phase"] == "sweep"]
+    chosen = {}
+    for r in sweep:
+        key = (float(r["dev_acc"]), -float(r["lr"]))
+        if r["strategy"] not in chosen or key > chosen[r["strategy"]][0]:
+            chosen[r["strategy"]] = (key, float(r["lr"]), r["lr_key"])
+    names = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(ROOT, "configs", "transfer")))
+    assert sorted(chosen) == names
+    for name in names:
+        with open(os.path.join(ROOT, "configs", "transfer", name + ".yml"), encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+        _, lr, lr_key = chosen[name]
+        assert float(cfg["Strategy"][lr_key]) == lr, name
+        extra = 1 if name == "fastai_fine_tune" else 0  # its frozen epoch comes on top
+        assert cfg["Global"]["epoch_num"] == 2 + extra and cfg["Global"]["seed"] == 0, name
+        assert cfg["Global"]["eval_batch_step"] is None and cfg["Metric"] == {"name": "acc"}, name
+        assert cfg["Train"]["dataset"] == {"name": "RottenTomatoes", "full": True, "split": "train", "size": 200,
+                                           "max_len": 64, "split_seed": 0}, name
+        assert cfg["Eval"]["dataset"] == dict(cfg["Train"]["dataset"], split="dev", size=500), name
+        assert (cfg["Train"]["loader"], cfg["Eval"]["loader"]) == ({"batch_size_per_card": 16},
+                                                                   {"batch_size_per_card": 64}), name
+        assert cfg["Architecture"] == {"name": "MiniLMClassifier", "num_classes": 2}, name
+        epochs_key = bench.SWEEPS[name].get("epochs_key")
+        if epochs_key:
+            assert cfg["Strategy"][epochs_key] == 2, name
+
+
+# The grids' middles, written out here: the quick plan runs one LR per config.
+QUICK_LR = {"plain_finetune": ("learning_rate", 3e-5), "linear_probe": ("base_lr", 3e-3)}
+EPOCHS_KEY = {"linear_probe": "freeze_epochs"}
 
 
 def evaluations(log_path):
@@ -162,13 +205,13 @@ def test_quick_bench_end_to_end_records_every_run_and_resumes(tmp_path):
     for r in rows:
         with open(os.path.join(ROOT, r["config"]), encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
-        grid = [float(v) for v in cfg["Bench"]["lr_grid"]]
-        assert float(r["lr"]) == grid[1] and r["lr_key"] == cfg["Bench"]["lr_key"]
-        # the exact configuration: the Strategy section the run used (its keys, the chosen LR, the epochs)
+        lr_key, lr = QUICK_LR[r["strategy"]]
+        assert float(r["lr"]) == lr and r["lr_key"] == lr_key
+        # the exact configuration: the Strategy section the run used (its keys, the sweep's LR, the epochs)
         assert r["strategy_config"].startswith(cfg["Strategy"]["name"] + "(")
         assert f"{r['lr_key']}={float(r['lr'])!r}" in r["strategy_config"]
         for key, value in cfg["Strategy"].items():
-            if key != "name":
+            if key not in ("name", lr_key, EPOCHS_KEY.get(r["strategy"])):
                 assert f"{key}={value!r}" in r["strategy_config"], (key, r["strategy_config"])
         assert (r["train_size"], r["batch_size"], r["epochs"], r["max_len"]) == ("40", "4", "1", "16")
         assert (r["dev_size"], r["test_size"], r["split_seed"]) == ("16", "16", "0")

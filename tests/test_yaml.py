@@ -17,7 +17,7 @@ from paddle_strategy.program import check_config
 from helpers import DEMO, PLOTS, needs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yml")))
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yml"), recursive=True))
 
 
 # ------------------------------------------------------------------------------------------------ -o
@@ -74,6 +74,7 @@ def _base():
     ("Global.early_stopping={patients: 2}", ValueError, ["Global.early_stopping", "'patients'",
                                                          "Did you mean 'patience'"]),
     ("Global.save_final_checkpoint=1", TypeError, ["Global.save_final_checkpoint"]),
+    ("Global.dist_timeout=0", ValueError, ["Global.dist_timeout", "0"]),
     ("EMA.decay=1.5", ValueError, ["EMA.decay", "1.5"]),
     ("EMA.tpye=constant", ValueError, ["EMA: unknown key 'tpye'", "Did you mean 'type'"]),
     ("EMA={decay: 0.9, type: linear}", ValueError, ["EMA.type", "'linear'", "'threshold'"]),
@@ -210,13 +211,19 @@ def minilm():
     return load_minilm(num_classes=2)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
-def test_every_config_loads_and_builds_on_the_default_model(path, minilm):
+@pytest.mark.parametrize("path", CONFIGS, ids=[os.path.relpath(p, os.path.join(ROOT, "configs")) for p in CONFIGS])
+def test_every_config_loads_builds_and_plots_on_the_default_model(path, minilm, tmp_path, monkeypatch):
+    """Every file under configs/ (recursively): checked as shipped, then built on the default model for a run of
+    320 training samples (as tools/plot_lr.py -o Train.dataset.size=320 does; ULMFiT's slanted triangle needs 10
+    updates or more) and its LR curve plotted."""
+    monkeypatch.chdir(ROOT)  # data paths in configs are relative to the repository root
     model, tokenizer = minilm
     for p in model.parameters():  # a previous build's gradual unfreezing may have frozen some
         p.stop_gradient = False
-    cfg = check_config(load_config(path))
-    spe = math.ceil(cfg["Train"]["dataset"]["size"] / cfg["Train"]["loader"]["batch_size_per_card"])
+    check_config(load_config(path))
+    cfg = check_config(load_config(path, [["Train.dataset.size=320"]]))
+    assert cfg["Architecture"]["name"] == "MiniLMClassifier"  # the shared model fits every shipped config
+    spe = math.ceil(320 / cfg["Train"]["loader"]["batch_size_per_card"])
     T = spe * cfg["Global"]["epoch_num"]
     ids = paddle.to_tensor([[101, 2204, 3185, 102]])
     opt, sched = cfg["_strategy"].build(model, max_train_steps=T, steps_per_epoch=spe,
@@ -224,6 +231,10 @@ def test_every_config_loads_and_builds_on_the_default_model(path, minilm):
     assert isinstance(opt, paddle.optimizer.Optimizer) and sched.last_epoch == 0
     curve = [sched.lr_at(t) for t in range(T)]
     assert all(math.isfinite(v) and v >= 0 for v in curve) and max(curve) > 0
+    pytest.importorskip("matplotlib")
+    from paddle_strategy.plotting import plot_lr
+    plot_lr(sched, T, str(tmp_path / "lr.png"), title=os.path.basename(path), model=model)
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_trainer_keys_reach_the_trainer(tmp_path, minilm):

@@ -1,10 +1,12 @@
 """Does each strategy help? all-MiniLM-L6-v2 fine-tuned on the full Rotten Tomatoes corpus through ps.Trainer.
 
 For each strategy (configs/transfer/*.yml) x training-set size x seed: train, keep the best dev checkpoint,
-report its dev and test accuracy. The learning rate of each strategy is chosen first, on the dev set only: each
-config's 3-point `lr_grid` at the sweep size and seed 0, best dev accuracy wins (ties: the smaller LR); that run
-is also the table's seed-0 run at the sweep size. CombinedStrategy candidates (Bench.group: combined) compete the
-same way and only the best goes on. Then every cell runs with the chosen LR for each seed.
+report its dev and test accuracy. The learning rate of each strategy is chosen first, on the dev set only: the
+3-point `lr_grid` of its entry in SWEEPS (below) at the sweep size and seed 0, best dev accuracy wins (ties: the
+smaller LR); that run is also the table's seed-0 run at the sweep size. CombinedStrategy candidates (group:
+combined) compete the same way and only the best goes on. Then every cell runs with the chosen LR for each seed.
+Each config is complete (tools/train.py trains its 200-snippet, seed-0 cell at the chosen LR); the bench reads its
+Strategy section and sets the LR and epochs itself.
 
     python tools/bench_transfer.py                      # the table in results/ (about 80 min on 2 CPU cores)
     python tools/bench_transfer.py --only ulmfit --sizes 200 --seeds 1 --out /tmp/one   # rerun one cell
@@ -43,7 +45,43 @@ BASELINE = "plain_finetune"
 # Table order: cheapest to most elaborate; configs not named here follow in name order.
 ORDER = ["linear_probe", "plain_finetune", "adam_weight_decay", "default_finetune", "l2sp_finetune", "ulmfit",
          "fastai_fine_tune"]
-BENCH_KEYS = ("label", "lr_key", "lr_grid", "epochs_key", "extra_epochs", "group")
+SWEEP_KEYS = ("label", "lr_key", "lr_grid", "epochs_key", "extra_epochs", "group")
+# The sweep of each configs/transfer/<name>.yml: label (the table's), lr_key (the Strategy key the grid sets),
+# lr_grid, epochs_key (the Strategy key that receives the run's epochs), extra_epochs (epochs the recipe adds on
+# top), group (candidates of a group compete on dev; only the best goes into the table). The "chosen" comments
+# are the sweep's results (results/transfer.csv, phase sweep); each config's Strategy holds its chosen LR.
+SWEEPS = {
+    "linear_probe": {"label": "linear probe", "lr_key": "base_lr", "epochs_key": "freeze_epochs",
+                     "lr_grid": [1.0e-3, 3.0e-3, 1.0e-2]},
+    # a first grid 1e-2, 3e-2, 1e-1 stayed at chance on dev (constant predictions)
+    # chosen: 0.001, the best dev accuracy of the grid at 200 snippets, seed 0 (dev 0.001: 45.4 %, 0.003: 45.2 %,
+    #   0.01: 43.8 %); test accuracy played no part
+    "plain_finetune": {"label": "plain fine-tune (Adam)", "lr_key": "learning_rate",
+                       "lr_grid": [1.0e-5, 3.0e-5, 1.0e-4]},
+    # chosen: 3e-05 (dev 1e-05: 57.4 %, 3e-05: 66.0 %, 0.0001: 65.2 %)
+    "adam_weight_decay": {"label": "AdamWeightDecay", "lr_key": "learning_rate",
+                          "lr_grid": [3.0e-5, 1.0e-4, 3.0e-4]},
+    # chosen: 0.0003 (dev 3e-05: 56.8 %, 0.0001: 67.0 %, 0.0003: 70.8 %)
+    "default_finetune": {"label": "DefaultFinetune (L2)", "lr_key": "learning_rate",
+                         "lr_grid": [1.0e-5, 3.0e-5, 1.0e-4]},
+    # chosen: 3e-05 (dev 1e-05: 57.0 %, 3e-05: 67.2 %, 0.0001: 64.4 %)
+    "l2sp_finetune": {"label": "L2SPFinetune", "lr_key": "learning_rate", "lr_grid": [1.0e-5, 3.0e-5, 1.0e-4]},
+    # chosen: 3e-05 (dev 1e-05: 57.4 %, 3e-05: 66.0 %, 0.0001: 65.2 %)
+    "ulmfit": {"label": "ULMFiT", "lr_key": "learning_rate",  # of block 0, the head
+               "lr_grid": [1.5e-4, 5.0e-4, 1.5e-3]},
+    # chosen: 0.0015 (dev 0.00015: 63.4 %, 0.0005: 68.0 %, 0.0015: 68.6 %)
+    "fastai_fine_tune": {"label": "fastai fine_tune", "lr_key": "base_lr", "epochs_key": "epochs",
+                         "extra_epochs": 1,  # the frozen epoch the recipe adds
+                         "lr_grid": [6.0e-5, 2.0e-4, 6.0e-4]},
+    # chosen: 0.0006 (dev 6e-05: 57.8 %, 0.0002: 58.0 %, 0.0006: 65.4 %)
+    "combined_discriminative": {"label": "Combined (warmup+decay, discriminative, L2-SP)", "lr_key": "learning_rate",
+                                "lr_grid": [6.0e-5, 2.0e-4, 6.0e-4], "group": "combined"},
+    # not in the table: its best dev accuracy (6e-05: 56.8 %, 0.0002: 66.4 %, 0.0006: 70.4 %) lost to
+    #   combined_l2sp_decay (70.8 %)
+    "combined_l2sp_decay": {"label": "Combined (warmup+decay, L2-SP)", "lr_key": "learning_rate",
+                            "lr_grid": [3.0e-5, 1.0e-4, 3.0e-4], "group": "combined"},
+    # chosen: 0.0003 (dev 3e-05: 56.8 %, 0.0001: 67.0 %, 0.0003: 70.8 %)
+}
 # The run plan per training-set size, sized from measured speed: on the 2 shared CPU cores (other jobs running)
 # a full fine-tuning step of 32 snippets took ~1 s, ~0.3 s with the encoder frozen, and a 1,000-snippet
 # evaluation 8-15 s, so evaluations are few and the dev set is 500 snippets.
@@ -65,27 +103,33 @@ TIMING_COLUMNS = ["phase", "strategy", "train_size", "seed", "lr", "wall_s", "st
 
 # ------------------------------------------------------------------------------------------------ configs
 def load_bench_config(path):
-    """{name, path, label, lr_key, lr_grid, epochs_key, extra_epochs, group, strategy} of one
-    configs/transfer/*.yml; keys are checked before anything trains."""
-    from paddle_strategy.strategies.by_name import build_strategy
-    from paddle_strategy.config import check_keys, load_config
-    from paddle_strategy._checks import check_number
+    """{name, path, label, lr_key, lr_grid, epochs_key, extra_epochs, group, strategy} of one configs/transfer/*.yml
+    and its SWEEPS entry; the whole config is checked (tools/train.py's check) before anything trains."""
+    from paddle_strategy._checks import check_keys, check_number, did_you_mean
+    from paddle_strategy.config import load_config
+    from paddle_strategy.program import check_config
+    from paddle_strategy.strategies import build_strategy
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name not in SWEEPS:
+        raise ValueError(f"{path}: no entry {name!r} in SWEEPS (tools/bench_transfer.py) to give its label and LR "
+                         f"grid.{did_you_mean(name, SWEEPS)}")
+    sweep = dict(check_keys(f"SWEEPS[{name!r}]", SWEEPS[name], SWEEP_KEYS, required=("label", "lr_key", "lr_grid")))
+    grid = [check_number(f"SWEEPS[{name!r}].lr_grid[{i}]", v, low=0, low_open=True)
+            for i, v in enumerate(sweep["lr_grid"])]
     cfg = load_config(path)
-    check_keys(path, cfg, ("Bench", "Strategy"), required=("Bench", "Strategy"))
-    bench = dict(check_keys("Bench", cfg["Bench"], BENCH_KEYS, required=("label", "lr_key", "lr_grid")))
-    grid = bench["lr_grid"]
-    if not isinstance(grid, list) or not grid:
-        raise ValueError(f"{path}: Bench.lr_grid must be a non-empty list of learning rates, got {grid!r}.")
-    grid = [check_number(f"Bench.lr_grid[{i}]", v, low=0, low_open=True) for i, v in enumerate(grid)]
-    strategy = dict(cfg["Strategy"])
-    for key in (bench["lr_key"], bench.get("epochs_key")):
-        if key is not None and key in strategy:
-            raise ValueError(f"{path}: Strategy.{key} is set by the bench (Bench.lr_key / Bench.epochs_key); "
-                             f"remove it from Strategy.")
-    extra = check_number("Bench.extra_epochs", bench.get("extra_epochs", 0), low=0, integer=True)
-    out = {"name": os.path.splitext(os.path.basename(path))[0], "path": os.path.relpath(path, ROOT),
-           "label": str(bench["label"]), "lr_key": bench["lr_key"], "lr_grid": grid,
-           "epochs_key": bench.get("epochs_key"), "extra_epochs": extra, "group": bench.get("group"),
+    check_config(cfg)
+    strategy = dict(cfg.get("Strategy") or {})
+    lr_key, epochs_key = sweep["lr_key"], sweep.get("epochs_key")
+    if strategy.get(lr_key) not in grid:
+        raise ValueError(f"{path}: Strategy.{lr_key} must be the LR the sweep chose, one of the grid "
+                         f"{grid} (SWEEPS[{name!r}].lr_grid), got {strategy.get(lr_key)!r}.")
+    # the bench sets these per run; in the config they are the 200-snippet cell's (popped: the rest keeps its order)
+    strategy.pop(lr_key)
+    if epochs_key is not None:
+        strategy.pop(epochs_key, None)
+    extra = check_number("extra_epochs", sweep.get("extra_epochs", 0), low=0, integer=True)
+    out = {"name": name, "path": os.path.relpath(path, ROOT), "label": str(sweep["label"]), "lr_key": lr_key,
+           "lr_grid": grid, "epochs_key": epochs_key, "extra_epochs": extra, "group": sweep.get("group"),
            "strategy": strategy}
     build_strategy(strategy_section(out, grid[0], 1))  # an unknown argument fails here, not after an hour
     return out
@@ -128,7 +172,7 @@ def run_one(spec):
     import resource
     import paddle
     import paddle_strategy as ps
-    from paddle_strategy.strategies.by_name import build_strategy
+    from paddle_strategy.strategies import build_strategy
     from paddle_strategy.data import Snippets, collate_padded, load_rotten_tomatoes
     from paddle_strategy.minilm import load_minilm
     start = time.time()

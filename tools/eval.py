@@ -33,21 +33,19 @@ def main(argv=None):
     config = load(args)
     if not config.get("Eval"):
         raise ValueError("the config has no Eval section to evaluate on.")
-    import paddle
     import paddle_strategy as ps
-    from paddle_strategy.data import collate_padded
-    from paddle_strategy.program import build_dataset, build_model
+    from paddle_strategy.program import build_collate, build_dataset, build_loss, build_metrics, build_model
     path = weights_path(config["Global"])
     config["Global"]["pretrained_model"] = None
-    model, tokenizer = build_model(config)
+    data = build_dataset(config, "Eval")
+    model = build_model(config)
     model.set_state_dict(ps.load_weights(path))
-    data = build_dataset(config, "Eval", tokenizer)
     run = ps.RunConfig(use_cuda=config["Global"]["use_gpu"], checkpoint_dir=os.path.dirname(path))
-    trainer = ps.Trainer(model, run, None, data, loss_fn=paddle.nn.CrossEntropyLoss(),
-                         metrics=config["Metric"]["name"], collate_fn=collate_padded,
+    trainer = ps.Trainer(model, run, None, data, loss_fn=build_loss(config), metrics=build_metrics(config),
+                         collate_fn=build_collate(config),
                          eval_batch_size=config["Eval"]["loader"]["batch_size_per_card"])
     result = trainer.eval()
-    print(f"{path} on {config['Eval']['dataset']['split']} ({len(data)} snippets): "
+    print(f"{path} on {config['Eval']['dataset']['split']} ({len(data)} samples): "
           + " ".join(f"{k} {v:.4f}" for k, v in result.items()))
     return result
 

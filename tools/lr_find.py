@@ -28,16 +28,18 @@ def main(argv=None):
     config = load(args)
     import paddle
     import paddle_strategy as ps
-    from paddle_strategy.data import collate_padded
-    from paddle_strategy.program import build_dataset, build_model
+    from paddle.io.dataloader.collate import default_collate_fn
+    from paddle_strategy.program import build_collate, build_dataset, build_loss, build_model, is_builtin_dataset
     paddle.seed(config["Global"]["seed"])
-    model, tokenizer = build_model(config)
-    train = build_dataset(config, "Train", tokenizer)
+    train = build_dataset(config, "Train")
+    model = build_model(config)
     bs = config["Train"]["loader"]["batch_size_per_card"]
-    sampler = ps.GlobalBatchSampler(len(train), bs, seed=config["Global"]["seed"], lengths=train.lengths())
-    loader = paddle.io.DataLoader(train, batch_sampler=sampler, collate_fn=collate_padded, return_list=True)
+    lengths = train.lengths() if is_builtin_dataset(config["Train"]["dataset"]) else None
+    sampler = ps.GlobalBatchSampler(len(train), bs, seed=config["Global"]["seed"], lengths=lengths)
+    loader = paddle.io.DataLoader(train, batch_sampler=sampler, collate_fn=build_collate(config) or default_collate_fn,
+                                  return_list=True)
     model.train()
-    result = ps.lr_find(model, paddle.nn.CrossEntropyLoss(), loader, start_lr=args.start_lr, end_lr=args.end_lr,
+    result = ps.lr_find(model, build_loss(config), loader, start_lr=args.start_lr, end_lr=args.end_lr,
                         num_it=args.num_it, strategy=config["_strategy"])
     result.plot(args.out, title=f"lr_find: {os.path.basename(args.config)}")
     print(result)

@@ -22,16 +22,14 @@ def main(argv=None):
     p.add_argument("--out", default="lr.png", help="PNG to write")
     args = p.parse_args(argv)
     config = load(args)
-    from paddle_strategy.data import collate_padded
     from paddle_strategy.plotting import plot_lr
-    from paddle_strategy.program import build_dataset, build_model, steps_per_epoch
-    model, tokenizer = build_model(config)
-    train = build_dataset(config, "Train", tokenizer)
+    from paddle_strategy.program import build_dataset, build_model, sample_input, steps_per_epoch
+    train = build_dataset(config, "Train")
+    model = build_model(config)
     spe = steps_per_epoch(config, len(train))
     total = spe * config["Global"]["epoch_num"]
-    ids, mask, _ = collate_padded([train[i] for i in range(min(4, len(train)))])
     _, lr_scheduler = config["_strategy"].build(model, max_train_steps=total, steps_per_epoch=spe,
-                                                sample_input=(ids, mask))
+                                                sample_input=sample_input(config, model, train))
     title = f"{os.path.basename(args.config)}: {config['Global']['epoch_num']} epochs x {spe} steps"
     plot_lr(lr_scheduler, total, args.out, title=title, model=model)
     print(f"wrote {args.out} ({total} steps, {max(1, len(lr_scheduler.block_names))} block(s))")

@@ -212,8 +212,8 @@ def _whole_epochs(max_train_steps, steps_per_epoch, n_epochs, no_steps_per_epoch
         raise ValueError(no_steps_per_epoch)
     spe = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
     if T != n_epochs * spe:
-        raise ValueError(f"{described} runs {n_epochs} epochs = {n_epochs * spe} steps at steps_per_epoch={spe}, "
-                         f"but max_train_steps={T}; train for {n_epochs} epochs (RunConfig(num_epoch={n_epochs})).")
+        raise ValueError(f"{described} runs {n_epochs} epochs = {n_epochs * spe} steps at steps_per_epoch={spe}, but "
+                         f"max_train_steps={T}; train {n_epochs} epochs (RunConfig(num_epoch={n_epochs}), Global.epoch_num).")
     return spe
 
 
