@@ -11,8 +11,9 @@ global-norm clip on Adam, so a resume must restore moments, schedule, frozen blo
 With --kill-at the process SIGKILLs itself right after that optimizer update; with --kill-at-call / --term-at-call
 it sends itself SIGKILL / SIGTERM inside the N-th loss_fn call (a micro-batch: with --accum K, possibly in the
 middle of an update); with --kill-in-prune it deletes one file of the first step_ folder that pruning removes,
-then SIGKILLs itself (a kill in the middle of the removal). The final parameters are written to CKPT_DIR/final.npz (rank 0), the EMA's to ema.npz,
-and with --count-allreduce each rank writes its number of all_reduce calls and updates to allreduce_<rank>.json.
+then SIGKILLs itself (a kill in the middle of the removal). The final parameters are written to CKPT_DIR/final.npz
+(rank 0), the EMA's to ema.npz, and with --count-allreduce each rank writes its number of all_reduce calls and
+updates to allreduce_<rank>.json.
 """
 import argparse
 import os
