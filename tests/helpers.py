@@ -121,6 +121,36 @@ def checkpoint_steps(path):
     return sorted(n for n in os.listdir(path) if n.startswith("step_"))
 
 
+def unshare_available():
+    import subprocess
+    try:
+        return subprocess.run(["unshare", "-Urm", "true"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _needs_mounts():
+    import pytest
+    return pytest.mark.skipif(not unshare_available(), reason="this machine cannot create a user + mount namespace "
+                              "(unshare -Urm), so no private tmpfs / read-only mount can be made")
+
+
+needs_mounts = _needs_mounts()
+
+
+def seal(d):
+    """Re-seal a checkpoint folder: MANIFEST.json with the size and SHA-256 of every other file in it (as a
+    writer that did not check what it wrote would have)."""
+    import hashlib
+    import json
+    import os
+    manifest = {n: {"size": os.path.getsize(os.path.join(d, n)),
+                    "sha256": hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest()}
+                for n in sorted(os.listdir(d)) if n != "MANIFEST.json"}
+    with open(os.path.join(d, "MANIFEST.json"), "w") as f:
+        json.dump(manifest, f)
+
+
 def torch_warm_restarts_at(epoch, T_0, T_mult, eta_min, lr):
     """torch CosineAnnealingWarmRestarts.step(epoch) with an explicit (fractional) epoch: torch's closed form
     (log-based), written out as torch computes it."""

@@ -21,6 +21,7 @@ from helpers import assert_same_params as assert_same
 from helpers import checkpoint_steps as steps
 from helpers import final_params as params
 from helpers import run_trainer_worker as run_worker
+from helpers import needs_mounts, seal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "trainer_worker.py")
@@ -32,17 +33,6 @@ def classification_data(n=40, seed=0):
     x = rng.normal(size=(n, 4)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
     return [(x[i], y[i]) for i in range(n)]
-
-
-def unshare_available():
-    try:
-        return subprocess.run(["unshare", "-Urm", "true"], capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-needs_mounts = pytest.mark.skipif(not unshare_available(), reason="this machine cannot create a user + mount "
-                                  "namespace (unshare -Urm), so no private tmpfs / read-only mount can be made")
 
 
 # ---------------------------------------------------------------------------------------------- 1
@@ -124,11 +114,7 @@ def test_checkpoint_with_nonfinite_weights_is_skipped_on_resume(tmp_path, uninte
     weights = load_file(str(d / "model.safetensors"))
     weights["0.weight"][0, 0] = np.nan
     save_file(weights, str(d / "model.safetensors"))
-    manifest = json.loads((d / "MANIFEST.json").read_text())
-    import hashlib
-    data = (d / "model.safetensors").read_bytes()
-    manifest["model.safetensors"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (d / "MANIFEST.json").write_text(json.dumps(manifest))
+    seal(d)
     r = run_worker(tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "skipping damaged checkpoint" in r.stdout and "parameter '0.weight' holds NaN or inf" in r.stdout
@@ -255,13 +241,6 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _seal(d):
-    import hashlib
-    manifest = {n: {"size": os.path.getsize(d / n), "sha256": hashlib.sha256((d / n).read_bytes()).hexdigest()}
-                for n in sorted(os.listdir(d)) if n != "MANIFEST.json"}
-    (d / "MANIFEST.json").write_text(json.dumps(manifest))
-
-
 def test_checkpoints_hold_no_pickles_and_an_old_pickled_one_is_refused_unopened(tmp_path):
     assert run_worker(tmp_path, "--kill-at", 7).returncode == -9
     assert set(os.listdir(tmp_path / "step_00000005")) == CKPT_FILES
@@ -272,7 +251,7 @@ def test_checkpoints_hold_no_pickles_and_an_old_pickled_one_is_refused_unopened(
     payload.marker = str(tmp_path / "pwned")
     (old / "optimizer.pkl").write_bytes(pickle.dumps(payload))
     (old / "rng_0.pkl").write_bytes(pickle.dumps(payload))
-    _seal(old)
+    seal(old)
     r = run_worker(tmp_path)
     assert r.returncode != 0
     assert "CheckpointError" in r.stderr and "stores pickles" in r.stderr and "step_00000006" in r.stderr

@@ -4,13 +4,16 @@
         [--callable-schedule] [--sleep-at STEP --sleep S] [--fill-disk-at STEP] [--kill-in-best-swap]
         [--accum K] [--ema DECAY] [--kill-at-call N] [--term-at-call N] [--count-allreduce] [--signal-rank R]
         [--sigstop-at-call N] [--hook-sleep S --hook-sleep-at STEP --hook-sleep-rank R] [--dist-timeout S]
+        [--keep N] [--kill-in-prune]
 
 Model: Linear/Dropout/ReLU stack; strategy: slanted triangle + discriminative LR + gradual unfreezing + L2-SP +
 global-norm clip on Adam, so a resume must restore moments, schedule, frozen blocks, references and dropout RNG.
 With --kill-at the process SIGKILLs itself right after that optimizer update; with --kill-at-call / --term-at-call
 it sends itself SIGKILL / SIGTERM inside the N-th loss_fn call (a micro-batch: with --accum K, possibly in the
-middle of an update). The final parameters are written to CKPT_DIR/final.npz (rank 0), the EMA's to ema.npz,
-and with --count-allreduce each rank writes its number of all_reduce calls and updates to allreduce_<rank>.json.
+middle of an update); with --kill-in-prune it deletes one file of the first step_ folder that pruning removes,
+then SIGKILLs itself (a kill in the middle of the removal). The final parameters are written to CKPT_DIR/final.npz
+(rank 0), the EMA's to ema.npz, and with --count-allreduce each rank writes its number of all_reduce calls and
+updates to allreduce_<rank>.json.
 """
 import argparse
 import os
@@ -49,14 +52,18 @@ def strategy(lr=0.05, callable_schedule=False):
 
 
 def fill_disk(directory):
-    """Write zeros into directory/filler until the file system is full."""
-    with open(os.path.join(directory, "filler"), "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    """Write zeros into directory/filler until the file system takes no more bytes (unbuffered, so closing it
+    has nothing left to write)."""
+    fd = os.open(os.path.join(directory, "filler"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
 
 
 def main(argv=None):
@@ -89,12 +96,15 @@ def main(argv=None):
     p.add_argument("--hook-sleep-at", type=int, default=5)
     p.add_argument("--hook-sleep-rank", type=int, default=0)
     p.add_argument("--dist-timeout", type=float, default=1800)
+    p.add_argument("--keep", type=int, default=3, help="keep_checkpoints")
+    p.add_argument("--kill-in-prune", action="store_true")
     a = p.parse_args(argv)
     net = model(a.dropout)
     config = ps.RunConfig(log_interval=4, use_cuda=a.use_cuda, checkpoint_dir=a.out, num_epoch=a.epochs,
                           batch_size=a.batch_size, save_ckpt_interval=5, eval_interval=4,
                           strategy=strategy(callable_schedule=a.callable_schedule), seed=3,
-                          gradient_accumulation_steps=a.accum, ema_decay=a.ema, dist_timeout=a.dist_timeout)
+                          gradient_accumulation_steps=a.accum, ema_decay=a.ema, dist_timeout=a.dist_timeout,
+                          keep_checkpoints=a.keep)
     reduces = {"n": 0}
     if a.count_allreduce:
         all_reduce = paddle.distributed.all_reduce
@@ -138,6 +148,17 @@ def main(argv=None):
                 if seen["best"] == 2:
                     os.kill(os.getpid(), signal.SIGKILL)
         os.replace = replace_then_die
+    if a.kill_in_prune:
+        import shutil
+        rmtree = shutil.rmtree
+
+        def rmtree_then_die(path, *args, **kwargs):
+            name = os.path.basename(os.fspath(path))
+            if "step_" in name and not name.startswith((".tmp-", ".old-")):  # a step_ folder being pruned
+                os.remove(os.path.join(path, "model.safetensors"))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return rmtree(path, *args, **kwargs)
+        shutil.rmtree = rmtree_then_die
     if a.eval:
         trainer = ps.Trainer(net, config, samples[:-20], samples[-20:], loss_fn=loss_fn, metrics=["acc"])
     else:

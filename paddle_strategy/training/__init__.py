@@ -14,7 +14,9 @@
     distributed.py       several processes: waits for rank 0 bounded by dist_timeout, who left, dying with the
                          launcher
     checkpoints.py       the Trainer's checkpoints: save, prune, resume, lock, rewind
+    checkpoint_checks.py what is checked before a checkpoint is used (every field, tensor and RNG stream)
     checkpoint_files.py  atomic directories, manifests, safetensors / JSON, the lock, fingerprints
+    safe_io.py           files inside checkpoint_dir: no link followed, untrusted JSON parsed within limits
     evaluation.py        eval(), predict(), the best model
     scalars.py           logs, VisualDL, scalars.jsonl
     metrics.py           acc, f1, precision, recall, matthews

@@ -1,10 +1,14 @@
 """Checkpoint files: atomic directories with a manifest, code-free formats, the directory lock, fingerprints.
 
-A checkpoint (or `best_model`) is a directory written as `.tmp-<name>-<unique>` and renamed into place once
-every file and `MANIFEST.json` (size and SHA-256 of each file) are on disk, so a reader sees either the old
-directory or the complete new one. Tensors are stored with safetensors and everything else as JSON: loading a
-checkpoint parses data and never runs code (no pickle). A directory is *intact* when its manifest is a
-well-formed mapping that lists every file the reader needs and each listed file has its size and digest.
+A checkpoint (or `best_model`) is a directory written as `.tmp-<name>-<unique>` (private to its owner until
+sealed: the libraries that write its files follow links) and renamed into place once every file and
+`MANIFEST.json` (size and SHA-256 of each file) are on disk, so a reader sees either the old directory or the
+complete new one. A directory is removed by renaming it to `.del-<name>-<unique>` first, so that a kill half-way
+leaves a name the next start finishes removing, not a half-empty folder that looks damaged. Tensors are stored
+with safetensors and everything else as JSON: loading a checkpoint parses data and never runs code (no pickle); a
+safetensors header or JSON file too large or nested too deep to parse is refused before parsing. A directory is
+*intact* when its manifest is a well-formed mapping that lists every file the reader needs and each listed file
+is a plain file (no link) with its size and digest.
 
 `DirLock` is an advisory `flock` on `<checkpoint_dir>/.lock`: the kernel drops it when its process dies, so a
 killed run never blocks the next one, while a second live trainer on the same directory is refused.
@@ -18,19 +22,24 @@ import json
 import math
 import os
 import random
-import shutil
+import struct
 import time
 import uuid
 from numbers import Integral, Real
 
 import numpy as np
 
-__all__ = ["FORMAT", "CheckpointError", "write_atomic_dir", "verify_dir", "heal_dir", "DirLock",
-           "save_tensors", "load_tensors", "load_weights", "save_weights", "rng_state", "set_rng_state",
-           "canonical", "describe", "differences", "nonfinite"]
+from .._checks import shown
+from .safe_io import UnsafePath, open_inside, read_json, remove, sealed_mode
+
+__all__ = ["FORMAT", "CheckpointError", "write_atomic_dir", "remove_dir", "verify_dir", "heal_dir", "DirLock",
+           "save_tensors", "load_tensors", "load_weights", "save_weights", "rng_state", "rng_restorer",
+           "set_rng_state", "canonical", "describe", "differences", "nonfinite"]
 
 FORMAT = 2  # 1: paddle_strategy 0.1 (pickled optimizer / RNG state), refused: unpickling can run code
-_TMP, _OLD = ".tmp-", ".old-"
+_TMP, _OLD, _DEL = ".tmp-", ".old-", ".del-"
+_LEFTOVERS = (_TMP, _OLD, _DEL, ".rng-")  # .rng-*: RNG staging of data-parallel saves before issue 19
+_MAX_HEADER = 100_000_000  # safetensors' own limit on a header
 
 
 class CheckpointError(ValueError):
@@ -47,23 +56,29 @@ def _sha256(path):
 
 
 def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def _tag():
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 def write_atomic_dir(final, write):
     """Write a directory's files with `write(tmp_dir)`, add MANIFEST.json (sizes, SHA-256), then rename it to
-    `final` (replacing an older `final`). On any failure the temporary directory is removed and the first
-    error propagates (with a note naming the directory); an existing `final` is left as it was."""
+    `final` (replacing an older `final`). The temporary directory is private (0o700) while it is written and
+    gets the umask's mode when sealed. On any failure it is removed and the first error propagates (with a note
+    naming the directory); an existing `final` is left as it was."""
     parent = os.path.dirname(final) or "."
     base = os.path.basename(final)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tag = _tag()
     tmp = os.path.join(parent, f"{_TMP}{base}-{tag}")
     try:
-        os.makedirs(tmp)
+        os.makedirs(parent, exist_ok=True)
+        os.mkdir(tmp, 0o700)
         write(tmp)
         manifest = {}
         for name in sorted(os.listdir(tmp)):
@@ -74,42 +89,59 @@ def write_atomic_dir(final, write):
             json.dump(manifest, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, sealed_mode())
         if os.path.lexists(final):
             # Two renames: a crash between them leaves `.old-<base>-<tag>` and no `final`; heal_dir puts the
             # old one back (or drops it once `final` exists), so nothing is lost and no name is ever reused.
             old = os.path.join(parent, f"{_OLD}{base}-{tag}")
             os.replace(final, old)
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old)  # what is left (a link: only the link) heal_dir removes at the next start
         else:
             os.replace(tmp, final)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)  # never raises: the first error is the one the user sees
+        remove(tmp)  # never raises: the first error is the one the user sees
         exc.add_note(f"(while writing {final}; it was not written, earlier checkpoints are untouched)")
         raise
 
 
+def remove_dir(path):
+    """Remove a directory the Trainer wrote: renamed to `.del-<name>-<unique>` first, then deleted (a kill in
+    between leaves the `.del-` name, which heal_dir removes at the next start). None, or why it is left."""
+    parent, base = os.path.split(path)
+    aside = os.path.join(parent, f"{_DEL}{base}-{_tag()}")
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return remove(aside)
+
+
 def heal_dir(parent):
-    """Finish or undo what a killed writer left in `parent`: `.tmp-*` (and `.rng-*` staging) directories are
-    removed; a `.old-<name>-*` directory is renamed back to `<name>` when `<name>` is missing and it is intact,
-    else removed. Call it only while holding the directory's lock (a live writer's directories would go)."""
+    """Finish or undo what a killed writer left in `parent`: `.tmp-*` (unfinished writes), `.del-*` (removals)
+    and `.rng-*` are removed; a `.old-<name>-*` directory is renamed back to `<name>` when `<name>` is missing and
+    it is intact, else removed. A link with one of these names is removed itself (never what it points to).
+    Returns one line per entry. Call it only while holding the directory's lock (a live writer's would go)."""
     if not os.path.isdir(parent):
         return []
     done = []
     for entry in sorted(os.listdir(parent)):
+        if not entry.startswith(_LEFTOVERS):
+            continue
         path = os.path.join(parent, entry)
-        if entry.startswith((_TMP, ".rng-")):  # unfinished writes; .rng-*: a data-parallel save's RNG staging
-            shutil.rmtree(path, ignore_errors=True)
-            done.append(f"removed unfinished {entry}")
-        elif entry.startswith(_OLD):
-            name = entry[len(_OLD):].rsplit("-", 2)[0]
-            final = os.path.join(parent, name)
-            if not os.path.lexists(final) and verify_dir(path) is None:
-                os.replace(path, final)
-                done.append(f"restored {name} from {entry}")
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-                done.append(f"removed superseded {entry}")
+        name = entry[len(_TMP):].rsplit("-", 2)[0]  # .<kind>-<name>-<pid>-<random>
+        if os.path.islink(path):
+            said = f"removed the link {entry}"
+        elif entry.startswith(_OLD) and not os.path.lexists(os.path.join(parent, name)) and verify_dir(path) is None:
+            os.replace(path, os.path.join(parent, name))
+            done.append(f"restored {name} from {entry}")
+            continue
+        elif entry.startswith(_DEL):
+            said = f"finished removing {name} (pruned)"
+        else:
+            said = f"removed {'superseded' if entry.startswith(_OLD) else 'unfinished'} {entry}"
+        problem = remove(path)
+        done.append(said if problem is None else f"could not remove {entry} ({problem})")
     return done
 
 
@@ -117,9 +149,10 @@ def verify_dir(path, required=()):
     """None if the directory is intact, else what is wrong: MANIFEST.json must be a mapping of file name ->
     {"size": int, "sha256": hex}, list every name in `required`, and each listed file must match."""
     try:
-        with open(os.path.join(path, "MANIFEST.json"), encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as exc:
+        manifest = read_json(os.path.join(path, "MANIFEST.json"), max_bytes=1 << 20)
+    except ValueError as exc:
+        return str(exc)
+    except OSError as exc:
         return f"no readable MANIFEST.json ({type(exc).__name__})"
     if not isinstance(manifest, dict):
         return f"MANIFEST.json is a {type(manifest).__name__}, not a mapping of files"
@@ -134,6 +167,8 @@ def verify_dir(path, required=()):
             return f"MANIFEST.json does not list {name}"
     for name, want in manifest.items():
         file = os.path.join(path, name)
+        if os.path.islink(file):
+            return f"{name} is a symbolic link"
         if not os.path.isfile(file):
             return f"{name} is missing"
         if os.path.getsize(file) != want["size"]:
@@ -154,7 +189,9 @@ class DirLock:
         self.path = os.path.join(directory, ".lock")
         try:
             os.makedirs(directory, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_inside(directory, ".lock", os.O_RDWR | os.O_CREAT)
+        except UnsafePath:
+            raise
         except OSError as exc:
             raise OSError(exc.errno, f"{what} {directory!r} is not writable ({exc.strerror}); training would "
                                      f"fail at its first checkpoint. Choose a writable directory.") from exc
@@ -194,9 +231,25 @@ def save_tensors(path, arrays, metadata=None):
 
 
 def load_tensors(path):
-    """A safetensors file -> {name: numpy array} (parses data only; runs no code)."""
+    """A safetensors file -> {name: numpy array} (parses data only; runs no code). ValueError naming the file
+    (by its base name) if it is not one, its header length checked before anything is parsed."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
-    return load_file(path)
+    name = os.path.basename(path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+    if len(head) < 8:
+        raise ValueError(f"{name}: not a safetensors file ({size} bytes, no header length)")
+    length = struct.unpack("<Q", head)[0]
+    if length > size - 8 or length > _MAX_HEADER:
+        raise ValueError(f"{name}: the header length {length} exceeds "
+                         + (f"the file ({size} bytes)" if length > size - 8 else f"safetensors' limit ({_MAX_HEADER})")
+                         + ": not a safetensors file")
+    try:
+        return load_file(path)
+    except SafetensorError as exc:
+        raise ValueError(f"{name}: not a safetensors file (SafetensorError: {str(exc)[:200]})") from None
 
 
 def save_weights(path, layer):
@@ -244,8 +297,8 @@ def rng_state(cuda=False):
     return state
 
 
-def _numpy_rng_state():
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+def _numpy_rng_state(generator=np.random):
+    kind, keys, pos, has_gauss, gauss = generator.get_state()
     return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
 
 
@@ -254,25 +307,71 @@ def _python_rng_state():
     return [version, list(internal), gauss]
 
 
-def _generators(saved):
+def _generators(saved, live, what):
+    """Fresh Paddle GeneratorState objects holding `saved` (one per generator of `live`), each read back to check
+    that it holds exactly that state (Paddle accepts some junk silently)."""
     from paddle.base.libpaddle import GeneratorState
+    if not isinstance(saved, list) or len(saved) != len(live):
+        raise ValueError(f"{len(live)} {what} state(s) expected, found {shown(saved)}")
     out = []
-    for s in saved:  # __setstate__ on the objects get_rng_state() returned does not restore (PADDLE_FACTS)
+    for i, s in enumerate(saved):  # (__setstate__ on get_rng_state()'s own objects does not restore: PADDLE_FACTS)
         g = GeneratorState.__new__(GeneratorState)
-        g.__setstate__(tuple(s))
+        try:
+            if not isinstance(s, list) or len(s) != len(live[i].__getstate__()):
+                raise ValueError(f"not a list of {len(live[i].__getstate__())} items")
+            g.__setstate__(tuple(s))
+            exact = list(g.__getstate__()) == s
+        except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{what} {i} is not a state this run can restore ({_cut(exc)})") from None
+        if not exact:
+            raise ValueError(f"{what} {i} is not a state this run can restore (it does not read back the same)")
         out.append(g)
     return out
 
 
-def set_rng_state(state, cuda=False):
+def rng_restorer(state, cuda=False):
+    """Check `state` (rng_state()'s form) by restoring every stream into fresh objects; returns a function that
+    sets this process's streams to it. ValueError naming the stream that cannot be restored exactly."""
     import paddle
-    paddle.set_rng_state(_generators(state["paddle"]))
+    if not isinstance(state, dict) or not {"paddle", "numpy", "python"} <= set(state):
+        raise ValueError(f"not a mapping with paddle, numpy and python states: {shown(state)}")
+    generators = _generators(state["paddle"], paddle.get_rng_state(), "Paddle generator")
+    cuda_generators = None
     if cuda and "cuda" in state:
-        paddle.set_cuda_rng_state(_generators(state["cuda"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+        cuda_generators = _generators(state["cuda"], paddle.get_cuda_rng_state(), "CUDA generator")
+    try:
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        if not isinstance(keys, list) or len(keys) != len(np.random.get_state()[1]):
+            raise ValueError(f"{len(np.random.get_state()[1])} keys expected")
+        numpy_state = (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss)
+        probe = np.random.RandomState()
+        probe.set_state(numpy_state)
+        if _numpy_rng_state(probe) != state["numpy"]:
+            raise ValueError("it does not read back the same")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"the NumPy state cannot be restored ({_cut(exc)})") from None
+    try:
+        version, internal, gauss = state["python"]
+        python_state = (version, tuple(internal), gauss)
+        random.Random().setstate(python_state)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"the Python state cannot be restored ({_cut(exc)})") from None
+
+    def restore():
+        paddle.set_rng_state(generators)
+        if cuda_generators is not None:
+            paddle.set_cuda_rng_state(cuda_generators)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+    return restore
+
+
+def set_rng_state(state, cuda=False):
+    rng_restorer(state, cuda)()
+
+
+def _cut(exc):
+    return " ".join(str(exc).split())[:200]
 
 
 # ---------------------------------------------------------------------------------------------- fingerprints

@@ -1,22 +1,23 @@
 """The Trainer's checkpoints: what a checkpoint holds, saving, pruning, resuming, the directory lock, and the
-rewind after an interrupted step. File formats, manifests, the lock and fingerprints are checkpoint_files."""
+rewind after an interrupted step. File formats, manifests, the lock and fingerprints are checkpoint_files; what
+is checked before a checkpoint is used, checkpoint_checks."""
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
-import paddle
-
 from . import checkpoint_files as ckpt
+from .checkpoint_checks import CheckpointChecks, Damaged
 from .checkpoint_files import CheckpointError
 from .distributed import broadcast_object, gather_objects
 
-__all__ = ["Checkpointing"]
+__all__ = ["Checkpointing", "KEPT_EVALUATIONS"]
+
+KEPT_EVALUATIONS = 1000  # evaluations kept in `history` (and so in every checkpoint): bounded, not quadratic
 
 
-class Checkpointing:
+class Checkpointing(CheckpointChecks):
     """Trainer methods for checkpoints (a mixin: they use the Trainer's model, optimizer, config and counters)."""
 
     def _make_fingerprint(self):
@@ -38,8 +39,10 @@ class Checkpointing:
                 self._lock = ckpt.DirLock(self.config.checkpoint_dir, "RunConfig.checkpoint_dir")
                 for line in ckpt.heal_dir(self.config.checkpoint_dir):
                     self._say(f"[checkpoint] {line}")
+                self._open_scalars()  # a planted link there fails now, not at the first log line
 
     def _release_lock(self):
+        self._close_scalars()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -69,29 +72,45 @@ class Checkpointing:
             f"rng_{r}.json" for r in range(self.nranks)]
 
     def _step_names(self):
-        """step_<n> folder names in checkpoint_dir, newest first (intact or not)."""
+        """step_<n> folder names in checkpoint_dir (and links so named), newest first, intact or not."""
         d = self.config.checkpoint_dir
         if not os.path.isdir(d):
             return []
         names = [n for n in os.listdir(d) if n.startswith("step_") and n[5:].isdigit()
-                 and os.path.isdir(os.path.join(d, n))]
+                 and (os.path.isdir(os.path.join(d, n)) or os.path.islink(os.path.join(d, n)))]
         return sorted(names, key=lambda n: int(n[5:]), reverse=True)
 
     def _problem(self, name):
-        """None if checkpoint `name` is intact, else what is wrong (each folder is hashed once per process,
-        again only if its manifest changed)."""
+        """None if checkpoint `name` is intact and fits this run (its trainer_state checked: a folder's name
+        matches its step, so ordering by name orders by step), else what is wrong: a string (damaged) or a
+        CheckpointError (another run's or an old format's, refused at resume). Each folder is hashed once per
+        process, again only if its manifest changed."""
         path = os.path.join(self.config.checkpoint_dir, name)
         try:
-            key = os.stat(os.path.join(path, "MANIFEST.json")).st_mtime_ns
+            key = os.lstat(os.path.join(path, "MANIFEST.json")).st_mtime_ns
         except OSError:
             key = None
         cached = self._verified.get(name)
         if cached is not None and cached[0] == key and key is not None:
             return cached[1]
-        if os.path.isfile(os.path.join(path, "optimizer.pkl")):
-            problem = "old format"  # paddle_strategy 0.1: refused in _resume, never opened
+        if os.path.islink(path):
+            problem = "a symbolic link (the Trainer resumes only from folders it wrote)"
+        elif os.path.isfile(os.path.join(path, "optimizer.pkl")):  # paddle_strategy 0.1: refused, never opened
+            problem = CheckpointError(
+                f"{path} is in paddle_strategy 0.1's checkpoint format, which stores pickles (loading them can run "
+                f"code); this version does not load it. Resume it with the version that wrote it, or start afresh "
+                f"in another checkpoint_dir.")
         else:
             problem = ckpt.verify_dir(path, required=self._checkpoint_files())
+        if problem is None:
+            try:
+                self._read_state(path)
+            except CheckpointError as exc:
+                problem = exc
+            except (Damaged, ValueError) as exc:
+                problem = str(exc)
+            except OSError as exc:
+                problem = f"unreadable ({type(exc).__name__}: {_short(exc)})"
         self._verified[name] = (key, problem)
         return problem
 
@@ -107,39 +126,24 @@ class Checkpointing:
     def _prune(self):
         """Keep the newest keep_checkpoints intact checkpoints; damaged folders neither count nor get removed
         (they are reported once), so they can never push an intact checkpoint out."""
-        intact = self._intact_names()
-        for old in intact[self.config.keep_checkpoints:]:
-            shutil.rmtree(os.path.join(self.config.checkpoint_dir, old), ignore_errors=True)
+        d = self.config.checkpoint_dir
+        for old in self._intact_names()[self.config.keep_checkpoints:]:
+            problem = ckpt.remove_dir(os.path.join(d, old))  # renamed aside first: a kill leaves no half folder
             self._verified.pop(old, None)
+            if problem is not None:
+                self._say(f"[checkpoint] could not remove {os.path.join(d, old)} ({problem}).")
         for name in self._step_names():
             problem = self._problem(name)
             if problem is not None and name not in self._reported:
                 self._reported.add(name)
-                self._say(f"[checkpoint] {os.path.join(self.config.checkpoint_dir, name)} is damaged ({problem}); "
-                          f"it is not counted among the {self.config.keep_checkpoints} kept and is left in place.")
-
-    def _optimizer_state(self):
-        """The optimizer's accumulators as {"<structured name>/<accumulator>": array} (Paddle's own keys depend
-        on creation order and on how many optimizers this process made)."""
-        by_name = {p.name: n for n, p in self.model.named_parameters()}
-        arrays = {}
-        for acc, per_param in self.optimizer._accumulators.items():
-            for pname, var in per_param.items():
-                if pname in by_name:
-                    arrays[f"{by_name[pname]}/{acc}"] = var.numpy()
-        return arrays
+                what = f"is damaged ({problem})" if isinstance(problem, str) else \
+                    f"is not a checkpoint of this run ({str(problem).splitlines()[0]})"
+                self._say(f"[checkpoint] {os.path.join(d, name)} {what}; it is not counted among the "
+                          f"{self.config.keep_checkpoints} kept and is left in place.")
 
     def _load_optimizer_state(self, arrays, scheduler_state):
-        by_name = {p.name: n for n, p in self.model.named_parameters()}
-        flat = {"LR_Scheduler": scheduler_state}
-        for acc, per_param in self.optimizer._accumulators.items():
-            for pname, var in per_param.items():
-                key = f"{by_name.get(pname)}/{acc}"
-                if key not in arrays:
-                    raise CheckpointError(f"the checkpoint has no optimizer state {acc!r} for parameter "
-                                          f"{by_name.get(pname)!r}: it was written by another optimizer.")
-                flat[var.name] = arrays[key]
-        self.optimizer.set_state_dict(flat)
+        flat = {var.name: arrays[key] for key, var in self._accumulators_by_name().items()}  # keys checked
+        self.optimizer.set_state_dict({"LR_Scheduler": scheduler_state, **flat})
 
     def _check_parameters_finite(self, what):
         name = ckpt.nonfinite((n, p.numpy()) for n, p in self.model.named_parameters())
@@ -154,6 +158,7 @@ class Checkpointing:
         rng = ckpt.rng_state(cuda=self.device.startswith("gpu"))
         rngs = [rng] if self.nranks == 1 else self._collective(  # every rank's RNG streams, over the group
             f"gathering the RNG states for {final}", lambda: gather_objects(rng))
+        del self.history[:-KEPT_EVALUATIONS]  # on every rank, so that a resumed run's history is the same
         with self.sync.rank0_section(f"writing checkpoint {final}"):
             if self.is_main:
                 self._write_checkpoint(final, rngs)
@@ -163,12 +168,13 @@ class Checkpointing:
     def _write_checkpoint(self, final, rngs):
         """Rank 0: the checkpoint of this step in `final` (atomic, sealed), then pruning."""
         model_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
-        opt_state = self._optimizer_state()
+        opt_state = {k: v.numpy() for k, v in self._accumulators_by_name().items()}
         state = {"format": ckpt.FORMAT, "fingerprint": self._fingerprint, "global_step": self.global_step,
                  "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "best": self.best,
                  "history": self.history, "scheduler": self.lr_scheduler.state_dict(),
                  "amp": self.amp.state_dict(), "hooks": {key: hook.state_dict() for key, hook in
                                                          self._hooks.stateful().items()},
+                 "scalars_size": self._scalars_size(),  # scalars.jsonl is cut back to this on resume
                  "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         if self.ema is not None:
             state["ema_updates"] = self.ema.updates
@@ -185,70 +191,9 @@ class Checkpointing:
                 with open(os.path.join(tmp, f"rng_{r}.json"), "w", encoding="utf-8") as f:
                     json.dump(rng, f)
         ckpt.write_atomic_dir(final, write)  # hashes each file once, for the manifest
-        self._verified[os.path.basename(final)] = (  # so pruning does not hash it again
-            os.stat(os.path.join(final, "MANIFEST.json")).st_mtime_ns, None)
+        self._verified[os.path.basename(final)] = (  # so pruning does not hash (nor check) it again
+            os.lstat(os.path.join(final, "MANIFEST.json")).st_mtime_ns, None)
         self._prune()
-
-    def _check_fingerprint(self, path, got):
-        want = self._fingerprint
-        got_ema, want_ema = got.get("ema"), want["ema"]  # checkpoints from before EMA existed have none
-        if got_ema != want_ema:
-            def said(e):
-                return "no weight average (ema_decay=None)" if e is None else \
-                    f"ema_decay={e['decay']!r}, ema_decay_type={e['type']!r}"
-            raise CheckpointError(f"{path} was written with {said(got_ema)}, this run has {said(want_ema)}; the "
-                                  f"average cannot be continued (nor started afresh from the middle of a run) "
-                                  f"exactly. Use the same setting or another checkpoint_dir.")
-        if got["parameters"] != want["parameters"]:
-            have = {n: (s, d) for n, s, d in got["parameters"]}
-            mine = {n: (s, d) for n, s, d in want["parameters"]}
-            diff = [n for n in mine if have.get(n) != mine[n]] + [n for n in have if n not in mine]
-            n = diff[0]
-            raise CheckpointError(
-                f"{path} was written for a different model: parameter {n!r} is {have.get(n, 'absent')} there and "
-                f"{mine.get(n, 'absent')} here ({len(diff)} difference(s)). Use another checkpoint_dir.")
-        diffs = ckpt.differences(got["strategy"], want["strategy"])
-        if diffs:
-            shown = "\n".join(f"  {k}: {_short(a)} there, {_short(b)} here" for k, a, b in diffs[:5])
-            raise CheckpointError(f"{path} was written with a different strategy ({len(diffs)} setting(s) differ):\n"
-                                  f"{shown}\nUse another checkpoint_dir to start afresh.")
-        got_data = {"gradient_accumulation_steps": 1, **got["data"]}  # older checkpoints: k was always 1
-        if got_data != want["data"]:
-            keys = [k for k in want["data"] if got_data.get(k) != want["data"][k]]
-            raise CheckpointError(f"{path} was written for a different run: "
-                                  + ", ".join(f"{k} {got_data.get(k)!r} there, {want['data'][k]!r} here"
-                                              for k in keys) + ". Use another checkpoint_dir.")
-
-    def _read_checkpoint(self, path):
-        """(None, (trainer state, model arrays, optimizer arrays, every rank's RNG state, EMA arrays)) of an intact
-        checkpoint, or (what is wrong, None) when its weights are not finite; CheckpointError if it is another
-        run's. Rank 0 reads it for everyone."""
-        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
-            state = json.load(f)
-        got = state.get("format") if isinstance(state, dict) else None
-        if got != ckpt.FORMAT:
-            raise CheckpointError(f"{path}: checkpoint format {_short(got)}; this version reads {ckpt.FORMAT}.")
-        self._check_fingerprint(path, state["fingerprint"])
-        model_state = ckpt.load_tensors(os.path.join(path, "model.safetensors"))
-        bad = ckpt.nonfinite(model_state.items())
-        if bad is not None:
-            return f"parameter {bad!r} holds NaN or inf", None
-        opt_state = ckpt.load_tensors(os.path.join(path, "optimizer.safetensors"))
-        rngs = []
-        for r in range(self.nranks):
-            with open(os.path.join(path, f"rng_{r}.json"), encoding="utf-8") as f:
-                rngs.append(json.load(f))
-        ema_state = None
-        if self.ema is not None:
-            with open(os.path.join(path, "MANIFEST.json"), encoding="utf-8") as f:
-                if "ema.safetensors" not in json.load(f):  # the manifest's files are verified, others are not
-                    return "MANIFEST.json does not list ema.safetensors", None
-            ema_state = ckpt.load_tensors(os.path.join(path, "ema.safetensors"))
-            self.ema.check(ema_state, state.get("ema_updates"))
-            bad = ckpt.nonfinite(ema_state.items())
-            if bad is not None:
-                return f"the weight average of {bad!r} holds NaN or inf", None
-        return None, (state, model_state, opt_state, rngs, ema_state)
 
     def _resume(self):
         """Load the newest intact checkpoint in checkpoint_dir (or config.resume_from), if any; damaged ones are
@@ -266,7 +211,10 @@ class Checkpointing:
         if found is None:
             return None
         path, (state, model_state, opt_state, rngs, ema_state) = found
-        self.model.set_state_dict(model_state)
+        missing, unexpected = self.model.set_state_dict(model_state)
+        if missing or unexpected:  # checked on rank 0 before; this would be a bug
+            raise RuntimeError(f"the model did not take {path}/model.safetensors (missing {missing[:3]}, unexpected "
+                               f"{unexpected[:3]}) although its names and shapes were checked.")
         if self.ema is not None:
             self.ema.load(ema_state, state["ema_updates"])
         self.amp.set_state_dict(state.get("amp") or {})
@@ -285,7 +233,8 @@ class Checkpointing:
         return path
 
     def _find_checkpoint(self):
-        """Rank 0: (path, contents) of the newest intact checkpoint to resume from, or None."""
+        """Rank 0: (path, contents) of the newest intact checkpoint that fits this run, or None. Scalars logged after
+        it (by the run that was stopped) are removed from scalars.jsonl."""
         named = self.config.resume_from
         if named:
             newer = [n for n in self._intact_names() if int(n[5:]) > int(os.path.basename(named)[5:])]
@@ -297,24 +246,24 @@ class Checkpointing:
         for name in names:
             path = os.path.join(self.config.checkpoint_dir, name)
             problem = self._problem(name)
-            if problem == "old format":
-                raise CheckpointError(
-                    f"{path} is in paddle_strategy 0.1's checkpoint format, which stores pickles (loading them "
-                    f"can run code); this version does not load it. Resume it with the version that wrote it, or "
-                    f"start afresh in another checkpoint_dir.")
+            if isinstance(problem, CheckpointError):
+                raise problem
             loaded = None
             if problem is None:
                 try:
-                    problem, loaded = self._read_checkpoint(path)
+                    loaded = self._read_checkpoint(path, self._read_state(path))
                 except CheckpointError:
                     raise
-                except (OSError, ValueError, KeyError, TypeError) as exc:
+                except (Damaged, ValueError) as exc:  # each names the file and the cause
+                    problem = str(exc)
+                except OSError as exc:
                     problem = f"unreadable ({type(exc).__name__}: {_short(exc)})"
             if problem is not None:
                 if named:
                     raise CheckpointError(f"resume_from={named!r} is damaged: {problem}.")
                 self._say(f"[resume] skipping damaged checkpoint {path}: {problem}")
                 continue
+            self._truncate_scalars(loaded[0].get("scalars_size"), loaded[0]["global_step"])
             return path, loaded
         return None
 

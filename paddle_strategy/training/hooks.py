@@ -185,4 +185,15 @@ class EarlyStopping:
         return {"best": self.best, "wait": self.wait, "stopped_at": self.stopped_at}
 
     def set_state_dict(self, state):
-        self.best, self.wait, self.stopped_at = state["best"], int(state["wait"]), state["stopped_at"]
+        """Restore state_dict()'s counters; ValueError / TypeError naming the key that is not one (a checkpoint's
+        hook state is tried on a copy first: a refused one marks the checkpoint damaged)."""
+        if not isinstance(state, dict) or set(state) != {"best", "wait", "stopped_at"}:
+            raise ValueError(f"EarlyStopping state must be a mapping of best, wait, stopped_at; got {shown(state)}.")
+        best = state["best"]
+        if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+            raise TypeError(f"EarlyStopping state['best'] must be a number or None, got {shown(best)}.")
+        stopped_at = state["stopped_at"]
+        if stopped_at is not None:
+            stopped_at = check_number("EarlyStopping state['stopped_at']", stopped_at, low=1, integer=True)
+        self.best, self.stopped_at = best, stopped_at
+        self.wait = check_number("EarlyStopping state['wait']", state["wait"], low=0, integer=True)

@@ -1,13 +1,24 @@
 """The Trainer's logging sinks: console lines (tqdm-safe), VisualDL when installed, and always
-checkpoint_dir/visualization/scalars.jsonl."""
+checkpoint_dir/visualization/scalars.jsonl.
+
+scalars.jsonl is opened without following links (safe_io) and appended with unbuffered writes, so a full disk
+raises once, naming the file, and closing it has nothing left to write. Each checkpoint records its size; a
+resume cuts it back to that size, so the steps a stopped run logged after its last checkpoint, which the resumed
+run takes again, are not there twice. (VisualDL's own records cannot be cut back: they may repeat those steps.)
+"""
 from __future__ import annotations
 
 import json
 import os
 import sys
 import time
+import uuid
+
+from .safe_io import open_inside
 
 __all__ = ["Logging"]
+
+_SCALARS = "visualization/scalars.jsonl"
 
 
 class Logging:
@@ -19,31 +30,76 @@ class Logging:
             tqdm.write(text)
             sys.stdout.flush()
 
+    def _scalars_path(self):
+        return os.path.join(self.config.checkpoint_dir, *_SCALARS.split("/"))
+
+    def _open_scalars(self):
+        """Rank 0: open scalars.jsonl for appending (kept open until _close_scalars; no link followed)."""
+        if self._log_file is None:
+            self._log_file = open_inside(self.config.checkpoint_dir, _SCALARS, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+
     def _scalars(self, tag_values, step):
         if not self.is_main:
             return
-        vis = os.path.join(self.config.checkpoint_dir, "visualization")
-        if self._log_file is None:
-            os.makedirs(vis, exist_ok=True)
-            self._log_file = open(os.path.join(vis, "scalars.jsonl"), "a", encoding="utf-8")
-            try:
-                from visualdl import LogWriter
-                self._vdl = LogWriter(logdir=vis)
-            except Exception as exc:  # VisualDL is optional: the JSON lines always exist
-                self._say(f"VisualDL unavailable ({type(exc).__name__}: {exc}); scalars go to {vis}/scalars.jsonl")
-        for tag, value in tag_values.items():
-            self._log_file.write(json.dumps({"step": step, "tag": tag, "value": value}) + "\n")
-            if self._vdl is not None:
+        self._open_scalars()
+        data = "".join(json.dumps({"step": step, "tag": tag, "value": value}) + "\n"
+                       for tag, value in tag_values.items()).encode()
+        try:
+            while data:
+                data = data[os.write(self._log_file, data):]
+        except OSError as exc:  # one error, naming the file (a buffered file would raise again when closed)
+            raise OSError(exc.errno, f"{self._scalars_path()}: {exc.strerror} (logging the scalars of step "
+                                     f"{step})") from None
+        if self._vdl is None:
+            self._start_visualdl()
+        if self._vdl:
+            for tag, value in tag_values.items():
                 self._vdl.add_scalar(tag=tag, value=value, step=step)
-        self._log_file.flush()
+
+    def _start_visualdl(self):
+        vis = os.path.dirname(self._scalars_path())
+        try:  # a name of its own nobody can guess: VisualDL opens it by path, following links
+            from visualdl import LogWriter
+            self._vdl = LogWriter(logdir=vis, file_name=f"vdlrecords.{int(time.time())}.{uuid.uuid4().hex[:8]}.log")
+        except Exception as exc:  # VisualDL is optional: the JSON lines always exist
+            self._vdl = False
+            self._say(f"VisualDL unavailable ({type(exc).__name__}: {exc}); scalars go to {vis}/scalars.jsonl")
+
+    def _scalars_size(self):
+        """Rank 0: the size of scalars.jsonl now (recorded in each checkpoint)."""
+        self._open_scalars()
+        return os.fstat(self._log_file).st_size
+
+    def _truncate_scalars(self, size, step):
+        """Rank 0, resuming from the checkpoint of `step`, which recorded scalars.jsonl's `size` (None: written
+        before sizes were recorded): remove what was logged after it, unless the file no longer matches."""
+        if size is None:
+            return
+        self._open_scalars()
+        fd, path = self._log_file, self._scalars_path()
+        now = os.fstat(fd).st_size
+        if now == size:
+            return
+        if now < size or (size and os.pread(fd, 1, size - 1) != b"\n"):
+            self._say(f"[resume] {path} no longer matches the checkpoint of step {step} (it has {now} bytes; it had "
+                      f"{size}, ending a line, then): left as it is, so scalars after step {step} may appear twice.")
+            return
+        dropped = os.pread(fd, now - size, size).count(b"\n")
+        os.ftruncate(fd, size)
+        self._say(f"[resume] removed {dropped} scalar line(s) logged after step {step} from {path} (they are "
+                  f"logged again).")
 
     def _close_scalars(self):
-        """Flush and close the scalar writers (reopened, appending, on the next log)."""
-        if self._vdl is not None:
-            self._vdl.close()
-            self._vdl = None
+        """Close the scalar writers (reopened, appending, on the next log). Raises nothing: a failing close must
+        not hide the error that ended the run (VisualDL's is said)."""
+        if self._vdl:
+            try:
+                self._vdl.close()
+            except Exception as exc:  # noqa: BLE001 - optional sink: report, never raise from cleanup
+                self._say(f"VisualDL could not close its records ({type(exc).__name__}: {exc}).")
+        self._vdl = None
         if self._log_file is not None:
-            self._log_file.close()
+            os.close(self._log_file)
             self._log_file = None
 
     def _lr_fields(self, lr):
