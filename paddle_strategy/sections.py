@@ -196,6 +196,7 @@ def build_datasets(config, parts=("Train", "Eval"), tokenizer=None) -> dict:
     """{part: dataset} for the parts the config has. A TextClassificationDataset read once serves every part
     that names the same files."""
     from .data import Snippets, load_rotten_tomatoes
+    from .training.loading import is_map_style
     out, text_sets = {}, {}
     for part in parts:
         if not config.get(part):
@@ -220,7 +221,7 @@ def build_datasets(config, parts=("Train", "Eval"), tokenizer=None) -> dict:
         else:
             target, _ = resolve(f"{part}.dataset.name", name, DATASETS)
             data = target(**ds)
-            if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+            if not is_map_style(data):
                 raise TypeError(f"{part}.dataset.name: {name} returned {type(data).__name__}, not a map-style dataset "
                                 f"(__len__ and __getitem__).")
             out[part] = data
