@@ -1,12 +1,21 @@
-"""Issue 20, items 8-10: misuse of the Trainer is named — a loss not connected to the model, errors from inside a
-step (metrics, losses, labels, datasets), an always-NaN metric, an empty eval, a dataset that grows."""
+"""Issue 20, items 8-11: misuse of the Trainer is named — a loss not connected to the model, errors from inside a
+step (metrics, losses, labels, datasets), an always-NaN metric, an empty eval, a dataset that grows, and the exit
+status of an uncaught Ctrl-C (a real SIGINT to a real subprocess)."""
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import paddle
 import pytest
 
 import paddle_strategy as ps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def samples(n=32, float_labels=False):
     x = np.random.default_rng(0).normal(size=(n, 4)).astype("float32")
@@ -214,3 +223,84 @@ def test_10_a_dataset_that_grows_after_construction_is_refused(tmp_path):
         trainer.finetune()
     assert "train_dataset has 40 samples now, 32 when the Trainer was built" in str(info.value)
     assert "build a new Trainer" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ item 11
+SLOW_MODULE = textwrap.dedent('''
+    import os
+    import time
+
+    import numpy as np
+    import paddle
+
+    CALLS = {"n": 0}
+
+
+    class Data(paddle.io.Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            return np.full([4], i / 64, "float32"), np.int64(i % 2)
+
+
+    def slow_ce(logits, label):
+        """Cross-entropy that takes 0.1 s and writes `started` at its third call."""
+        CALLS["n"] += 1
+        if CALLS["n"] == 3:
+            open(os.environ["STARTED_FILE"], "w").close()
+        time.sleep(0.1)
+        return paddle.nn.functional.cross_entropy(logits, label)
+''')
+
+SCRIPT = textwrap.dedent('''
+    import paddle
+    import paddle_strategy as ps
+    import slowmod
+
+    paddle.seed(0)
+    trainer = ps.Trainer(paddle.nn.Linear(4, 2), ps.RunConfig(checkpoint_dir="ckpt", batch_size=4, num_epoch=2,
+                         use_cuda=False, log_interval=100), slowmod.Data(), loss_fn=slowmod.slow_ce)
+    trainer.finetune()
+''')
+
+CONFIG = textwrap.dedent('''
+    Global: {epoch_num: 2, save_model_dir: ./ckpt, print_batch_step: 100}
+    Architecture: {name: paddle.nn.Linear, in_features: 4, out_features: 2}
+    Loss: {name: slowmod.slow_ce}
+    Train: {dataset: {name: slowmod.Data}, loader: {batch_size_per_card: 4}}
+    Strategy: {name: AdamWeightDecayStrategy, learning_rate: 1.0e-2}
+''')
+
+
+@pytest.mark.parametrize("how", ["tools/train.py", "a script"])
+def test_11_an_uncaught_ctrl_c_exits_with_status_130_after_a_checkpoint(tmp_path, how):
+    (tmp_path / "slowmod.py").write_text(SLOW_MODULE)
+    (tmp_path / "run.py").write_text(SCRIPT)
+    (tmp_path / "run.yml").write_text(CONFIG)
+    started = tmp_path / "started"
+    command = ([os.path.join(ROOT, "tools", "train.py"), "-c", "run.yml"] if how == "tools/train.py"
+               else ["run.py"])
+    env = dict(os.environ, STARTED_FILE=str(started),
+               PYTHONPATH=os.pathsep.join([ROOT, str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    p = subprocess.Popen([sys.executable, *command], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not started.exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), p.communicate()
+        p.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, (p.returncode, out[-2000:], err[-3000:])  # before: 1
+    assert "[stop] SIGINT: training stopped after step" in out
+    assert "Traceback" not in err, err[-3000:]
+    assert [n for n in os.listdir(tmp_path / "ckpt") if n.startswith("step_")]
+    r = subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "[resume]" in r.stdout and "[done] 32 steps" in r.stdout, r.stdout[-2000:]
