@@ -4,13 +4,15 @@ and what is allowed, with "did you mean" for a misspelt key or choice.
 Keys of a mapping: check_keys (unknown / missing), unknown_key_error, missing_keys_error, merge_dict.
 Messages: shown (a value, bounded), described (what a value is), with_context (an exception, reworded).
 Values: check_number (check_lr, check_divisor, check_steps), check_bool, check_choice, check_numbers,
-check_strings. Every module of the package validates through these, so one kind of mistake reads
+check_strings, expand_path. Every module of the package validates through these, so one kind of mistake reads
 the same wherever it is made.
 """
 from __future__ import annotations
 
 import difflib
 import math
+import os
+import re
 import sys
 from numbers import Integral, Real
 
@@ -221,6 +223,24 @@ def check_strings(where: str, values, *, non_empty: bool = False) -> list:
         if not isinstance(v, str) or (non_empty and not v):
             raise TypeError(f"{where}[{i}] must be a {'non-empty ' if non_empty else ''}string, got {shown(v)}.")
     return list(values)
+
+
+def expand_path(where: str, value):
+    """A path with `~` / `~user` and environment variables ($NAME, ${NAME}) expanded, as a shell would; a
+    variable that is not set or a user that does not exist is an error naming `where` (without it `~/runs` and
+    `$HOME/runs` became folders named `~` and `$HOME`). Anything but a string is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    for match in re.finditer(r"\$(\w+|\{([^}]*)\})", value):
+        name = match.group(2) if match.group(2) is not None else match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"{where}: {shown(value)} uses the environment variable {match.group(0)}, which is not "
+                             f"set (paths expand ~ and $NAME as a shell does).")
+    path = os.path.expanduser(value)
+    if path.startswith("~"):
+        raise ValueError(f"{where}: {shown(value)} starts with {path.split(os.sep)[0]}, but there is no such user "
+                         f"(paths expand ~ and $NAME as a shell does).")
+    return os.path.expandvars(path)
 
 
 def merge_dict(where: str, defaults: dict, given, *, nested=()) -> dict:

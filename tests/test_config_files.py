@@ -1,15 +1,20 @@
 """Issue 20, items 12-14: YAML configs and the command line — a size limit read before parsing, errors that name
-the file or the key (encodings, deep nesting, `-o` values with spaces), and no silent surprises (`010` read as
-octal)."""
+the file or the key (encodings, deep nesting, `-o` values with spaces, path keys that name the wrong kind of
+file), and no silent surprises (`~` and `$NAME` in paths, `010` read as octal)."""
 import os
+import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 import yaml
 
 from paddle_strategy.config import MAX_CONFIG_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, load_config
-from paddle_strategy.program import check_config
-from test_bad_config import ULMFIT, _checked
+from paddle_strategy.program import check_config, checkpoint_location
+from test_bad_config import ROOT, ULMFIT, _checked
+
+TSV = os.path.join(ROOT, "configs", "text_classification_tsv.yml")
 
 
 def write(path, data):
@@ -76,7 +81,83 @@ def test_13_an_override_value_with_a_yaml_tag_stays_one_pair():
     assert (cfg["Global"]["seed"], cfg["Global"]["epoch_num"]) == (3, 4)
 
 
+@pytest.mark.parametrize("content, words", [
+    (b"\xff" * 64, ["is not a safetensors file", "give a .safetensors file"]),
+    (b"Global:\n  seed: 1\n", ["is not a safetensors file", "header too large"]),
+], ids=["garbage", "a YAML file"])
+def test_13_pretrained_model_that_is_not_weights_is_named_before_the_model_loads(tmp_path, content, words):
+    f = write(tmp_path / "weights.safetensors", content)
+    with pytest.raises(ValueError) as info:  # before: SafetensorError after the model loaded, no key named
+        _checked(ULMFIT, f"Global.pretrained_model={f}")
+    assert str(info.value).startswith(f"Global.pretrained_model: {f} is not a safetensors file"), str(info.value)
+    for w in words:
+        assert w in str(info.value)
+    f = write(tmp_path / "weights.pdparams", b"PK\x03\x04 a zip")
+    with pytest.raises(ValueError, match=r"Global.pretrained_model: .* is not a .pdparams file"):
+        _checked(ULMFIT, f"Global.pretrained_model={f}")
+
+
+@pytest.mark.parametrize("where", ["a file", "/dev/null", "inside a file"])
+def test_13_save_model_dir_that_is_not_a_folder_is_named(tmp_path, where):
+    f = write(tmp_path / "notes.txt", "x")
+    path = {"a file": str(f), "/dev/null": "/dev/null", "inside a file": str(f / "run")}[where]
+    with pytest.raises(ValueError) as info:  # before: FileExistsError ... RunConfig.checkpoint_dir, model loaded
+        _checked(ULMFIT, f"Global.save_model_dir={path}")
+    message = str(info.value)
+    assert message.startswith(f"Global.save_model_dir: '{path}' "), message
+    assert {"a file": "is a file", "/dev/null": "is not a folder (a device",
+            "inside a file": f"lies inside {f}, which is a file"}[where] in message
+
+
+def test_13_tools_train_names_save_model_dir_before_loading_a_model():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "-c", ULMFIT,
+                           "-o", "Global.save_model_dir=/dev/null"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("ValueError: Global.save_model_dir: '/dev/null' is not a "
+                                                           "folder"), proc.stderr[-2000:]
+    assert "RunConfig" not in proc.stderr and "load_minilm" not in proc.stderr
+
+
+def test_13_checkpoints_that_is_a_file_is_not_called_missing(tmp_path):
+    f = write(tmp_path / "step_00000010", "x")
+    g = _checked(ULMFIT, f"Global.checkpoints={f}")["Global"]
+    with pytest.raises(ValueError) as info:  # before: "does not exist"
+        checkpoint_location(g)
+    assert str(info.value).startswith(f"Global.checkpoints: {f} is a file (it names the checkpoint to resume from")
+
+
 # ------------------------------------------------------------------------------------------------ item 14
+def test_14_home_and_environment_variables_expand_in_path_keys(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / "tok").mkdir(parents=True)
+    write(home / "tok" / "tokenizer.json", "{}")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    cfg = _checked(ULMFIT, "Global.save_model_dir=~/runs/x", "Train.dataset.tokenizer=$HOME/tok/tokenizer.json")
+    assert cfg["Global"]["save_model_dir"] == str(home / "runs" / "x")  # before: ./~/runs/x
+    assert cfg["Train"]["dataset"]["tokenizer"] == str(home / "tok" / "tokenizer.json")
+    assert checkpoint_location(cfg["Global"]) == {"checkpoint_dir": str(home / "runs" / "x")}
+    cfg = _checked(ULMFIT, "Global.save_model_dir=${RUNS}/y", "Global.checkpoints=$RUNS/y")
+    assert cfg["Global"]["save_model_dir"] == cfg["Global"]["checkpoints"] == str(tmp_path / "runs" / "y")
+    assert not os.path.exists(tmp_path / "~") and not os.path.exists(tmp_path / "$HOME")
+    with pytest.raises(ValueError, match=r"Global.save_model_dir: '\$NO_SUCH_VARIABLE/x' uses the environment "
+                                         r"variable \$NO_SUCH_VARIABLE, which is not set"):
+        _checked(ULMFIT, "Global.save_model_dir=$NO_SUCH_VARIABLE/x")
+    with pytest.raises(ValueError, match=r"Global.pretrained_model: '~no_such_user_here/w.pdparams' starts with "
+                                         r"~no_such_user_here, but there is no such user"):
+        _checked(ULMFIT, "Global.pretrained_model=~no_such_user_here/w.pdparams")
+
+
+def test_14_text_dataset_paths_expand(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(os.path.join(ROOT, "examples", "rotten_tomatoes_tsv"), data)
+    monkeypatch.setenv("DATA", str(data))
+    cfg = _checked(TSV, "Train.dataset.base_path=$DATA", "Eval=null")
+    assert cfg["Train"]["dataset"]["base_path"] == str(data)
+
+
 def test_14_integers_with_a_leading_zero_are_refused(tmp_path):
     f = write(tmp_path / "c.yml", "Global:\n  seed: 010\n")
     with pytest.raises(yaml.YAMLError) as info:  # before: seed 8 (YAML 1.1 octal), silently
