@@ -69,6 +69,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
     metrics: names ('acc', 'f1', 'precision', 'recall', 'matthews'), paddle.metric.Metric instances or
       callables fn(preds, labels) -> float; the first is the main metric that picks the best model
       (default: the eval loss, lower is better).
+    What loss_fn and the metrics must return, and what the constructor tries on the first batch (a paddle.nn
+      loss, each metric; never a loss function of yours), is in contracts.py.
     lengths: optional per-sample lengths (or a function sample -> length): batches are then grouped by
       length (shuffled within runs of 16 batches) so padding stays small.
     pretrained: what L2 / L2-SP act on (see CombinedStrategy.build); default every trainable parameter.
