@@ -2,14 +2,17 @@
 and what is allowed, with "did you mean" for a misspelt key or choice.
 
 Keys of a mapping: check_keys (unknown / missing), unknown_key_error, missing_keys_error, merge_dict.
+Messages: shown (a value, bounded), described (what a value is), with_context (an exception, reworded).
 Values: check_number (check_lr, check_divisor, check_steps), check_bool, check_choice, check_numbers,
-check_strings. Every module of the package validates through these, so one kind of mistake reads the same
-wherever it is made.
+check_strings, expand_path. Every module of the package validates through these, so one kind of mistake reads
+the same wherever it is made.
 """
 from __future__ import annotations
 
 import difflib
 import math
+import os
+import re
 import sys
 from numbers import Integral, Real
 
@@ -61,6 +64,29 @@ def shown(value, limit: int = SHOWN_LIMIT) -> str:
     except _Full:
         return "".join(out)[:limit] + "..."
     return "".join(out)
+
+
+def described(value) -> str:
+    """What a value is, for an error message: `Tensor float32 [8, 2]`, `tuple of 2 (Tensor ..., ...)`,
+    `float 0.5`."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a Tensor or an array
+        return f"{type(value).__name__} {str(value.dtype).replace('paddle.', '')} {list(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(described(v) for v in value[:3]) + (", ..." if len(value) > 3 else "")
+        return f"{type(value).__name__} of {len(value)} ({inner})"
+    if isinstance(value, dict):
+        return f"dict with keys {shown(sorted(map(str, value)), 80)}"
+    return f"{type(value).__name__} {shown(value, 60)}"
+
+
+def with_context(exc: BaseException, message: str) -> BaseException:
+    """A new exception saying `message`, of exc's type when that type takes one message as it is (else
+    RuntimeError), to be raised `from exc`: the error names what failed and keeps the type callers catch."""
+    try:
+        new = type(exc)(message)
+    except Exception:
+        return RuntimeError(message)
+    return new if str(new) == message else RuntimeError(message)
 
 
 def did_you_mean(name, choices) -> str:
@@ -197,6 +223,24 @@ def check_strings(where: str, values, *, non_empty: bool = False) -> list:
         if not isinstance(v, str) or (non_empty and not v):
             raise TypeError(f"{where}[{i}] must be a {'non-empty ' if non_empty else ''}string, got {shown(v)}.")
     return list(values)
+
+
+def expand_path(where: str, value):
+    """A path with `~` / `~user` and environment variables ($NAME, ${NAME}) expanded, as a shell would; a
+    variable that is not set or a user that does not exist is an error naming `where` (without it `~/runs` and
+    `$HOME/runs` became folders named `~` and `$HOME`). Anything but a string is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    for match in re.finditer(r"\$(\w+|\{([^}]*)\})", value):
+        name = match.group(2) if match.group(2) is not None else match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"{where}: {shown(value)} uses the environment variable {match.group(0)}, which is not "
+                             f"set (paths expand ~ and $NAME as a shell does).")
+    path = os.path.expanduser(value)
+    if path.startswith("~"):
+        raise ValueError(f"{where}: {shown(value)} starts with {path.split(os.sep)[0]}, but there is no such user "
+                         f"(paths expand ~ and $NAME as a shell does).")
+    return os.path.expandvars(path)
 
 
 def merge_dict(where: str, defaults: dict, given, *, nested=()) -> dict:

@@ -8,11 +8,17 @@ Differences from PaddleOCR's `tools/program.py`, on purpose:
 - unknown sections and keys are errors naming the key path, with "did you mean" (PaddleOCR ignores them);
 - a key written twice in one mapping is an error giving both lines (PyYAML keeps the last one silently);
 - aliases may not expand a document beyond MAX_YAML_NODES values (a ~1 KB "billion laughs" file of nested
-  aliases otherwise becomes a structure whose every printing takes minutes and gigabytes).
+  aliases otherwise becomes a structure whose every printing takes minutes and gigabytes);
+- a file over MAX_CONFIG_BYTES is refused unread, a document of more than MAX_YAML_NODES values or nested more
+  than MAX_YAML_DEPTH levels while it is read (PyYAML took 15 s and 600 MB for a 1 MB flow list, and a deep one
+  ended in a bare RecursionError), and a file that is not UTF-8 is named with the line of its first bad byte;
+- an integer with a leading zero (`010`, YAML 1.1 octal: 8) is refused.
 """
 from __future__ import annotations
 
+import codecs
 import copy
+import os
 import re
 
 import yaml
@@ -20,9 +26,11 @@ import yaml
 from ._checks import check_keys, shown  # check_keys: kept importable from here
 
 __all__ = ["load_config", "parse_overrides", "apply_overrides", "yaml_value", "check_keys", "SafeFloatLoader",
-           "ConfigYAMLError", "MAX_YAML_NODES"]
+           "ConfigYAMLError", "MAX_YAML_NODES", "MAX_YAML_DEPTH", "MAX_CONFIG_BYTES"]
 
 MAX_YAML_NODES = 100_000  # values in a document with every alias expanded; a large config has a few hundred
+MAX_YAML_DEPTH = 100  # levels of nesting; a config nests four or five
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB; a large config is a few KB
 
 
 class ConfigYAMLError(yaml.constructor.ConstructorError, ValueError):
@@ -31,7 +39,28 @@ class ConfigYAMLError(yaml.constructor.ConstructorError, ValueError):
 
 class SafeFloatLoader(yaml.SafeLoader):
     """yaml.SafeLoader that also reads `1e-3`, `5E+2` and `.5e1` as floats (YAML 1.2 style), refuses a key
-    given twice in one mapping, and refuses documents whose aliases expand beyond MAX_YAML_NODES values."""
+    given twice in one mapping, an integer with a leading zero, a document of more than MAX_YAML_NODES values or
+    nested more than MAX_YAML_DEPTH levels, and documents whose aliases expand beyond MAX_YAML_NODES values."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._ps_nodes, self._ps_depth = 0, 0
+
+    def compose_node(self, parent, index):
+        # Counted while composing (the slow part: ~15 us a value), so a huge document stops early; an alias
+        # makes no node and is counted by _check_expansion instead. Nesting is recursion here and later.
+        if not self.check_event(yaml.AliasEvent):
+            self._ps_nodes += 1
+            if self._ps_nodes > MAX_YAML_NODES or self._ps_depth >= MAX_YAML_DEPTH:
+                what = (f"more than {MAX_YAML_NODES} values" if self._ps_nodes > MAX_YAML_NODES else
+                        f"values nested more than {MAX_YAML_DEPTH} levels deep")
+                raise ConfigYAMLError(None, None, f"this document has {what}; a config has a few hundred values, "
+                                      f"nested a few levels", self.peek_event().start_mark)
+        self._ps_depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._ps_depth -= 1
 
     def construct_document(self, node):
         _check_expansion(node)
@@ -39,6 +68,12 @@ class SafeFloatLoader(yaml.SafeLoader):
         return super().construct_document(node)
 
     def construct_yaml_int(self, node):
+        digits = node.value.lstrip("+-").replace("_", "")
+        if len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():  # 010: YAML 1.1 octal, 8
+            octal = f" ({int(digits, 8)})" if len(digits) < 30 and set(digits) <= set("01234567") else ""
+            raise ConfigYAMLError(None, None, f"the integer {shown(node.value, 40)} has a leading zero, which YAML "
+                                  f"1.1 reads as octal{octal}; write it without the zero (or quote it for a "
+                                  f"string)", node.start_mark)
         try:
             return super().construct_yaml_int(node)
         except ValueError:  # Python converts at most 4300 digits (sys.get_int_max_str_digits)
@@ -116,14 +151,19 @@ def yaml_value(text: str, where: str | None = None):
         return text
 
 
+# A token that starts another pair: a key path, then '=', then a value that does not start with a YAML tag,
+# anchor, flow collection or quote (those may go on after a space: "Global.seed=!!binary aGVsbG8=" is one pair).
+_PAIR = re.compile(r"[A-Za-z_][\w-]*(?:\.[\w-]+)*=(?![!&*\[{'\"|>])")
+
+
 def parse_overrides(items) -> list:
-    """[(["A", "b", "c"], value)] from `-o` arguments: each item may hold several space-separated pairs;
-    a pair splits at its first '='."""
+    """[(["A", "b", "c"], value)] from `-o` arguments: each item may hold several space-separated pairs
+    (when every space-separated token is one, see _PAIR); a pair splits at its first '='."""
     pairs = []
     for item in items or ():
         for pair in ([item] if isinstance(item, str) else item):
             tokens = pair.split()  # "-o 'A=1 B=2'" is two pairs; "A=hello world" stays one
-            for token in tokens if len(tokens) > 1 and all("=" in t for t in tokens) else [pair]:
+            for token in tokens if len(tokens) > 1 and all(_PAIR.match(t) for t in tokens) else [pair]:
                 key, sep, value = token.partition("=")
                 key = key.strip()
                 if not sep or not key:
@@ -153,10 +193,36 @@ def apply_overrides(config: dict, pairs) -> dict:
     return config
 
 
+def _read_text(path) -> str:
+    """The text of a config file: at most MAX_CONFIG_BYTES, UTF-8 (a BOM is dropped); errors name the file."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            size = os.fstat(f.fileno()).st_size
+            raise ValueError(f"{path}: {f'{size:,} bytes' if size > MAX_CONFIG_BYTES else 'more than that'}; a "
+                             f"config may have at most {MAX_CONFIG_BYTES:,} bytes (1 MiB; a large one has a few KB): "
+                             f"is this the config file?")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(f"{path}: this file is UTF-16 text (it starts with a UTF-16 byte-order mark); save the "
+                         f"config as UTF-8.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise ValueError(f"{path}: not UTF-8 text: byte {data[exc.start]:#04x} at line {line}, column {column} "
+                         f"(offset {exc.start}); save the config as UTF-8 (a binary file, or Latin-1 / UTF-16 "
+                         f"text?).") from None
+
+
 def load_config(path, overrides=()) -> dict:
-    """Read a YAML file with the safe loader (floats as above) and apply `-o` overrides."""
-    with open(path, encoding="utf-8") as f:
-        config = yaml.load(f, Loader=SafeFloatLoader)
+    """Read a YAML file with the safe loader (floats and limits as above) and apply `-o` overrides."""
+    loader = SafeFloatLoader(_read_text(path))
+    loader.name = str(path)  # error marks name the file
+    try:
+        config = loader.get_single_data()
+    finally:
+        loader.dispose()
     if config is None:
         config = {}
     if not isinstance(config, dict):

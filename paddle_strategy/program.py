@@ -22,7 +22,7 @@ import os
 
 import paddle
 
-from ._checks import check_bool, check_choice, check_keys, check_number, check_strings, shown
+from ._checks import check_bool, check_choice, check_keys, check_number, check_strings, expand_path, shown
 from .sections import (build_architecture, build_collate, build_datasets, build_loss, build_metrics,
                        check_architecture, check_loss, check_metric, check_part, is_builtin_dataset, train_size)
 from .strategies import strategy_from_config
@@ -72,16 +72,7 @@ def check_config(config: dict) -> dict:
         ema["decay"] = check_number("EMA.decay", ema["decay"], low=0, high=1, low_open=True, high_open=True)
         check_choice("EMA.type", ema["type"], EMA_TYPES)
         out["EMA"] = ema
-    _check_path("Global.save_model_dir", g["save_model_dir"])
-    if g["checkpoints"] is not None:
-        _check_path("Global.checkpoints", g["checkpoints"])
-    if g["pretrained_model"] is not None:  # checked here, not after the model has loaded
-        path = _check_path("Global.pretrained_model", g["pretrained_model"])
-        if os.path.isdir(path):
-            raise ValueError(f"Global.pretrained_model: {shown(path)} is a directory; give the .pdparams file "
-                             f"(to resume from a checkpoint directory use Global.checkpoints).")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Global.pretrained_model: {shown(path)} does not exist.")
+    _check_paths(g)
     out["Global"] = g
     for part in ("Train", "Eval"):
         if out.get(part) is not None:
@@ -132,10 +123,61 @@ def _check_trainer_keys(g):
 
 
 def _check_path(where, value):
+    """A non-empty path, with ~ and $NAME expanded."""
     if not isinstance(value, str) or not value.strip():
         raise (TypeError if not isinstance(value, str) else ValueError)(
             f"{where} must be a non-empty path, got {shown(value)}.")
-    return value
+    return expand_path(where, value)
+
+
+def _check_paths(g):
+    """Global's paths, expanded; save_model_dir must be a folder or become one, pretrained_model a weights file:
+    checked here, not after the model has loaded."""
+    g["save_model_dir"] = _check_path("Global.save_model_dir", g["save_model_dir"])
+    _check_folder("Global.save_model_dir", g["save_model_dir"])
+    if g["checkpoints"] is not None:
+        g["checkpoints"] = _check_path("Global.checkpoints", g["checkpoints"])
+    if g["pretrained_model"] is not None:
+        path = g["pretrained_model"] = _check_path("Global.pretrained_model", g["pretrained_model"])
+        if os.path.isdir(path):
+            raise ValueError(f"Global.pretrained_model: {shown(path)} is a directory; give the .pdparams file "
+                             f"(to resume from a checkpoint directory use Global.checkpoints).")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Global.pretrained_model: {shown(path)} does not exist.")
+        _check_weights_file("Global.pretrained_model", path)
+
+
+def _not_a_folder(path):
+    return "a file" if os.path.isfile(path) else "not a folder (a device or another special file)"
+
+
+def _check_folder(where, path):
+    """`path` is a folder, or can be made one: its nearest existing ancestor is a folder."""
+    full = existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        inside = "" if existing == full else f"lies inside {existing}, which "
+        raise ValueError(f"{where}: {shown(path)} {inside}is {_not_a_folder(existing)}; checkpoints and the best "
+                         f"model are written into this folder.")
+
+
+def _check_weights_file(where, path):
+    """A .pdparams file starts like a pickle; anything else must have a safetensors header (read, not the data)."""
+    if path.endswith(".pdparams"):
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head[:1] != b"\x80":
+            raise ValueError(f"{where}: {path} is not a .pdparams file (paddle.save writes a pickle, which starts "
+                             f"with byte 0x80; this file starts with {head!r}).")
+        return
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="np"):
+            pass
+    except Exception as exc:  # SafetensorError: header too large, invalid JSON, ...
+        raise ValueError(f"{where}: {path} is not a safetensors file ({exc}); give a .safetensors file (e.g. the "
+                         f"model.safetensors of a best_model or step_<n> folder) or a .pdparams file.") from None
 
 
 def checkpoint_location(g) -> dict:
@@ -154,8 +196,9 @@ def checkpoint_location(g) -> dict:
     if os.environ.get("PADDLE_TRAINER_ID", "0") != "0":
         return {"checkpoint_dir": path}
     if not os.path.isdir(path):
-        raise ValueError(f"Global.checkpoints: {path} does not exist (it names the checkpoint to resume from: a "
-                         f"step_<n> directory or the directory holding them; leave it empty to start afresh in "
+        what = "does not exist" if not os.path.lexists(path) else f"is {_not_a_folder(path)}"
+        raise ValueError(f"Global.checkpoints: {path} {what} (it names the checkpoint to resume from: a step_<n> "
+                         f"directory or the directory holding them; leave it empty to start afresh in "
                          f"Global.save_model_dir).")
     if name.startswith("step_") and name[5:].isdigit():
         return {"checkpoint_dir": None, "resume_from": path}
@@ -173,7 +216,12 @@ def build_model(config):
         if not os.path.isfile(path):  # check_config refused it already; the file may have gone since
             raise FileNotFoundError(f"Global.pretrained_model: {path} is not a file.")
         from .training.checkpoint_files import load_weights
-        missing, unexpected = model.set_state_dict(load_weights(path)) or ([], [])
+        try:
+            state = load_weights(path)
+        except Exception as exc:  # check_config looked at the header; the data may still be damaged
+            raise ValueError(f"Global.pretrained_model: {path} could not be read: {type(exc).__name__}: "
+                             f"{shown(str(exc))}") from exc
+        missing, unexpected = model.set_state_dict(state) or ([], [])
         if missing or unexpected:
             raise ValueError(f"Global.pretrained_model: {path} does not fit the model (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]}).")

@@ -19,7 +19,8 @@ from __future__ import annotations
 import inspect
 import os
 
-from ._checks import check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, shown
+from ._checks import (check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, expand_path,
+                      shown)
 from .registry import bind_function, check_arguments, paddle_losses, resolve
 
 __all__ = ["check_architecture", "check_part", "check_loss", "check_metric", "build_architecture",
@@ -140,24 +141,30 @@ def _check_rotten_tomatoes(part, ds):
     ds["split_seed"] = check_number(f"{part}.dataset.split_seed", ds["split_seed"], low=0, high=MAX_SEED,
                                     integer=True)
     check_bool(f"{part}.dataset.full", ds["full"])
-    _check_tokenizer_path(f"{part}.dataset.tokenizer", ds["tokenizer"])
+    ds["tokenizer"] = _check_tokenizer_path(f"{part}.dataset.tokenizer", ds["tokenizer"])
     return ds
 
 
 def _check_tokenizer_path(where, path):
+    """The path (~ and $NAME expanded) of an existing tokenizer.json, or None."""
     if path is None:
-        return
+        return None
     if not isinstance(path, str) or not path:
         raise TypeError(f"{where} must be the path of a tokenizers tokenizer.json (or null: the embedded MiniLM "
                         f"tokenizer), got {shown(path)}.")
+    path = expand_path(where, path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{where}: {path} does not exist.")
+    return path
 
 
 def _check_text_dataset(part, ds):
-    from .text_dataset import check_files_exist, check_text_dataset_arguments
+    from .text_dataset import SPLITS, check_files_exist, check_text_dataset_arguments
     where = f"{part}.dataset"
     args = _args(ds)
+    for key in ("base_path", "label_file", *(f"{s}_file" for s in SPLITS)):
+        if key in args:
+            args[key] = expand_path(f"{where}.{key}", args[key])
     split, size = args.pop("split"), args.pop("size", None)
     check_arguments(where, _text_dataset(), args, name="TextClassificationDataset")
     check_choice(f"{where}.split", split, ("train", "dev", "test"))
@@ -166,7 +173,8 @@ def _check_text_dataset(part, ds):
     check_text_dataset_arguments(where, args)
     if not args.get(f"{split}_file"):
         raise ValueError(f"{where}.split is {split!r}, but {where}.{split}_file is not given.")
-    _check_tokenizer_path(f"{where}.tokenizer", args.get("tokenizer"))
+    if args.get("tokenizer") is not None:
+        args["tokenizer"] = _check_tokenizer_path(f"{where}.tokenizer", args["tokenizer"])
     check_files_exist(where, args)
     return dict(args, name="TextClassificationDataset", split=split, size=size)
 
@@ -196,6 +204,7 @@ def build_datasets(config, parts=("Train", "Eval"), tokenizer=None) -> dict:
     """{part: dataset} for the parts the config has. A TextClassificationDataset read once serves every part
     that names the same files."""
     from .data import Snippets, load_rotten_tomatoes
+    from .training.loading import is_map_style
     out, text_sets = {}, {}
     for part in parts:
         if not config.get(part):
@@ -220,7 +229,7 @@ def build_datasets(config, parts=("Train", "Eval"), tokenizer=None) -> dict:
         else:
             target, _ = resolve(f"{part}.dataset.name", name, DATASETS)
             data = target(**ds)
-            if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+            if not is_map_style(data):
                 raise TypeError(f"{part}.dataset.name: {name} returned {type(data).__name__}, not a map-style dataset "
                                 f"(__len__ and __getitem__).")
             out[part] = data

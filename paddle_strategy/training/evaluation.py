@@ -12,7 +12,7 @@ import numpy as np
 import paddle
 
 from . import checkpoint_files as ckpt
-from .loading import batch_size as _samples_in, split_batch, to_numpy
+from .loading import batch_size as _samples_in, check_map_style, split_batch, to_numpy
 from .distributed import gather_objects
 from .sampling import SequentialBatches
 
@@ -31,6 +31,9 @@ class Evaluation:
         if dataset is None:
             raise ValueError("Trainer.eval: no dataset given and no eval_dataset.")
         name = "eval_dataset" if dataset is self.eval_dataset else "dataset"
+        check_map_style(f"Trainer.eval: {name}", dataset)
+        if len(dataset) == 0:
+            raise ValueError(f"Trainer.eval: {name} is empty (its loss would be NaN and its metrics made of nothing).")
         self._build_env("eval")
         with self._averaged_weights():
             self._fire("eval_start_event", dataset=name, num_samples=len(dataset), during_training=during_training)
@@ -123,6 +126,10 @@ class Evaluation:
         better = _better(value, None if self.best is None else self.best["value"], lower=name == "loss")
         self._say(f"[eval] step {self.global_step} " + " ".join(f"{k} {v:.4f}" for k, v in result.items())
                   + ("  (best so far, saved)" if better else ""))
+        if isinstance(value, float) and math.isnan(value) and not getattr(self, "_said_nan", False):
+            self._said_nan = True
+            self._say(f"[eval] {name} is NaN: NaN is the worst value, so an evaluation with a NaN {name} never "
+                      f"becomes the best model (best_model/ is written once {name} is a number; said once).")
         self._scalars({f"eval/{k}": v for k, v in result.items()}, self.global_step)
         if better:
             self.best = {"step": self.global_step, "metric": name, "value": value, "eval": result,
@@ -149,6 +156,7 @@ class Evaluation:
         has_label: whether each sample's last field is a label to leave out; None guesses from the number
         of positional arguments model.forward takes.
         """
+        check_map_style("Trainer.predict: dataset", dataset)
         self._build_env("predict")
         with self._averaged_weights():
             self._fire("predict_start_event", num_samples=len(dataset))

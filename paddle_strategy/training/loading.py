@@ -28,7 +28,8 @@ import numpy as np
 import paddle
 from paddle.io.dataloader.collate import default_collate_fn
 
-__all__ = ["DataError", "Batches", "sample_seed", "split_batch", "batch_size", "to_numpy"]
+__all__ = ["DataError", "Batches", "sample_seed", "split_batch", "batch_size", "to_numpy", "is_map_style",
+           "check_map_style", "check_length"]
 
 _MASK64 = (1 << 64) - 1
 _STREAMS = {"train": 0, "eval": 1}
@@ -233,6 +234,28 @@ class Batches:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+def is_map_style(ds) -> bool:
+    """__len__ and __getitem__ that work: a paddle.io.IterableDataset has both, raising."""
+    return hasattr(ds, "__len__") and hasattr(ds, "__getitem__") and not isinstance(ds, paddle.io.IterableDataset)
+
+
+def check_map_style(where, ds):
+    if isinstance(ds, paddle.io.IterableDataset):
+        raise TypeError(f"{where} is a paddle.io.IterableDataset ({type(ds).__name__}), a stream without a length; "
+                        f"the Trainer needs a map-style dataset (__len__ and __getitem__) to order, shard and resume "
+                        f"the data: a paddle.io.Dataset, or a list of samples.")
+    if not is_map_style(ds):
+        raise TypeError(f"{where} must be a map-style dataset (__len__ and __getitem__), got {type(ds).__name__}.")
+
+
+def check_length(name, ds, expected):
+    """The dataset still has the `expected` samples the Trainer was built for."""
+    if len(ds) != expected:
+        raise ValueError(f"Trainer: {name} has {len(ds)} samples now, {expected} when the Trainer was built, which "
+                         f"fixed the run's length, schedule and data order; build a new Trainer for the new data.")
 
 
 # ---------------------------------------------------------------------------------------------- batches

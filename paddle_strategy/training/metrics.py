@@ -1,14 +1,18 @@
 """Streaming classification metrics for the Trainer, by PaddleHub 1.x's names.
 
 Each metric takes a batch of predictions (logits or probabilities [N, C], or scores [N] for binary) and
-integer labels [N], accumulates counts, and gives one number for everything seen since `reset()`.
+integer labels [N], accumulates counts, and gives one number for everything seen since `reset()`. A metric of
+yours (a function or a paddle.metric.Metric) that raises, or returns anything but one number, is an error naming
+it and what it got.
 """
 from __future__ import annotations
+
+from numbers import Real
 
 import numpy as np
 import paddle
 
-from .._checks import did_you_mean, shown
+from .._checks import described, did_you_mean, shown, with_context
 
 __all__ = ["Accuracy", "F1", "Precision", "Recall", "Matthews", "make_metrics", "METRIC_NAMES"]
 
@@ -115,7 +119,27 @@ class Matthews(_Confusion):
         return float((correct * s - pred @ true) / den) if den > 0 else 0.0
 
 
-class _PaddleMetric:
+class _Yours:
+    """A metric of the user's: its calls re-raise naming it, and what it returns must be one number."""
+
+    name = "metric"
+
+    def _call(self, what, fn, *args):
+        try:
+            return fn(*args)
+        except Exception as exc:
+            raise with_context(exc, f"metric {self.name!r}: {what} raised {type(exc).__name__}: {exc}") from exc
+
+    def _number(self, what, value, preds=None, labels=None):
+        if isinstance(value, (paddle.Tensor, np.ndarray)) and value.size == 1:
+            value = value.item()
+        if isinstance(value, Real) and not isinstance(value, (bool, np.bool_)):
+            return float(value)
+        got = "" if preds is None else f" (preds: {described(preds)}; labels: {described(labels)})"
+        raise TypeError(f"metric {self.name!r}: {what} must return one number, got {described(value)}{got}.")
+
+
+class _PaddleMetric(_Yours):
     """A paddle.metric.Metric instance: compute() then update(), as paddle.Model does."""
 
     def __init__(self, metric):
@@ -124,18 +148,19 @@ class _PaddleMetric:
         self.name = names[0] if isinstance(names, (list, tuple)) else str(names)
 
     def reset(self):
-        self.metric.reset()
+        self._call("reset()", self.metric.reset)
 
     def update(self, preds, labels):
-        out = self.metric.compute(paddle.to_tensor(preds), paddle.to_tensor(labels))
-        self.metric.update(*(out if isinstance(out, (list, tuple)) else [out]))
+        out = self._call("compute(preds, labels)", self.metric.compute, paddle.to_tensor(preds),
+                         paddle.to_tensor(labels))
+        self._call("update(...)", self.metric.update, *(out if isinstance(out, (list, tuple)) else [out]))
 
     def accumulate(self):
-        value = self.metric.accumulate()
-        return float(value[0] if isinstance(value, (list, tuple)) else value)
+        value = self._call("accumulate()", self.metric.accumulate)
+        return self._number("accumulate()", value[0] if isinstance(value, (list, tuple)) else value)
 
 
-class _Callable:
+class _Callable(_Yours):
     """fn(preds, labels) -> float, averaged over batches weighted by batch size."""
 
     def __init__(self, fn):
@@ -148,7 +173,8 @@ class _Callable:
 
     def update(self, preds, labels):
         n = len(np.asarray(labels).reshape(-1))
-        self.total += float(self.fn(preds, labels)) * n
+        what = f"{self.name}(preds, labels)"
+        self.total += self._number(what, self._call(what, self.fn, preds, labels), preds, labels) * n
         self.count += n
 
     def accumulate(self):

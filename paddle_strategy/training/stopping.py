@@ -3,7 +3,9 @@ notebook's interrupt button).
 
 While Trainer.finetune() runs, both signals only set a flag; at the next batch boundary the Trainer writes a
 checkpoint, puts the previous handlers back and raises
-- TrainingInterrupted (a KeyboardInterrupt) for SIGINT: calling finetune() again continues exactly;
+- TrainingInterrupted (a KeyboardInterrupt, and a SystemExit with code 130 = 128 + SIGINT) for SIGINT: calling
+  finetune() again continues exactly; uncaught, the process exits with status 130, as shells and schedulers
+  expect after Ctrl-C (Python gives a plain KeyboardInterrupt that status, but any subclass of it status 1);
 - TrainingTerminated (a SystemExit with code 143 = 128 + SIGTERM) for SIGTERM: uncaught, the process exits
   with status 143, as schedulers expect from a process that obeyed SIGTERM; the next run resumes.
 A second signal while stopping raises at once, wherever training is (the last complete checkpoint stays intact),
@@ -25,26 +27,35 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REPEAT_WINDOW = 2.0  # seconds after the first signal in which more SIGINT / SIGTERM are repeats of it
 
 
-class TrainingInterrupted(KeyboardInterrupt):
+class _Stopped(SystemExit):
+    """A stop by `signum`: a SystemExit with code 128 + signum (the status shells report for a process ended by
+    that signal), whose str() is the message."""
+
+    def __init__(self, message, signum, step=None, checkpoint=None):
+        super().__init__(128 + int(signum))
+        self.message, self.signum, self.step, self.checkpoint = message, signum, step, checkpoint
+
+    def __str__(self):
+        return self.message
+
+
+class TrainingInterrupted(KeyboardInterrupt, _Stopped):
     """SIGINT stopped training at a batch boundary, after writing a checkpoint (attributes: signum, step,
-    checkpoint). Calling finetune() again on the same Trainer continues exactly where it stopped."""
+    checkpoint). Calling finetune() again on the same Trainer continues exactly where it stopped. Caught by
+    `except KeyboardInterrupt`; uncaught, it ends the process with status 130 (128 + SIGINT), silently after the
+    Trainer's `[stop]` line, as a SystemExit with code 130 does."""
 
     def __init__(self, message, signum=signal.SIGINT, step=None, checkpoint=None):
-        super().__init__(message)
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        _Stopped.__init__(self, message, signum, step, checkpoint)  # (super() would find KeyboardInterrupt's)
 
 
-class TrainingTerminated(SystemExit):
+class TrainingTerminated(_Stopped):
     """SIGTERM stopped training at a batch boundary, after writing a checkpoint. A SystemExit whose code is
     143 (128 + SIGTERM): uncaught, the process exits with that status and prints nothing more than the
     Trainer's `[stop]` line (SystemExit with an int code is silent)."""
 
     def __init__(self, message, signum=signal.SIGTERM, step=None, checkpoint=None):
-        super().__init__(128 + int(signal.SIGTERM))
-        self.message, self.signum, self.step, self.checkpoint = message, signum, step, checkpoint
-
-    def __str__(self):
-        return self.message
+        super().__init__(message, signum, step, checkpoint)
 
 
 def stopped(signum, message, step=None, checkpoint=None):

@@ -27,7 +27,8 @@ from .checkpoints import Checkpointing
 from .distributed import DistributedError, RankSync, die_with_launcher
 from .evaluation import Evaluation
 from .events import Events
-from .loading import Batches, split_batch
+from .contracts import check_first_batch
+from .loading import Batches, check_length, check_map_style, split_batch
 from .metrics import make_metrics
 from .precision import MixedPrecision
 from .run_config import RunConfig
@@ -68,6 +69,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
     metrics: names ('acc', 'f1', 'precision', 'recall', 'matthews'), paddle.metric.Metric instances or
       callables fn(preds, labels) -> float; the first is the main metric that picks the best model
       (default: the eval loss, lower is better).
+    What loss_fn and the metrics must return, and what the constructor tries on the first batch (a paddle.nn
+      loss, each metric; never a loss function of yours), is in contracts.py.
     lengths: optional per-sample lengths (or a function sample -> length): batches are then grouped by
       length (shuffled within runs of 16 batches) so padding stays small.
     pretrained: what L2 / L2-SP act on (see CombinedStrategy.build); default every trainable parameter.
@@ -91,9 +94,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError(f"Trainer: loss_fn must be callable, got {loss_fn!r}.")
         for name, ds in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
-            if ds is not None and not (hasattr(ds, "__len__") and hasattr(ds, "__getitem__")):
-                raise TypeError(f"Trainer: {name} must be a map-style dataset (__len__ and __getitem__), "
-                                f"got {type(ds).__name__}.")
+            if ds is not None:
+                check_map_style(f"Trainer: {name}", ds)
         if train_dataset is not None and len(train_dataset) == 0:
             raise ValueError("Trainer: train_dataset is empty.")
         if eval_dataset is not None and len(eval_dataset) == 0:
@@ -168,8 +170,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         if self.hub_protocol:
             sample_input = TraceCall(lambda batch: self.model.training_step(batch, 0)["loss"], sample)
         else:
-            args, kwargs, _ = split_batch(sample)
-            self._check_output(args, kwargs)
+            args, kwargs, label = split_batch(sample)
+            check_first_batch(self.model, self.loss_fn, self.metrics, args, kwargs, label)
             sample_input = TraceCall(self.model, *args, **kwargs)
         self.optimizer, self.lr_scheduler = cfg.strategy.build(
             self.model, max_train_steps=self.max_train_steps, steps_per_epoch=self.steps_per_epoch,
@@ -182,26 +184,8 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         self._fingerprint = self._make_fingerprint()
         self._step_in_flight = None  # the step being taken (None between steps): if an exception leaves it set,
         # the model/optimizer/schedule may be half-way through an update
+        self._had_gradients = False  # until an update has seen a gradient (contracts.no_gradient_error)
         self._setup_done = True
-
-    def _check_output(self, args, kwargs):
-        """One forward on the first batch (eval mode, no gradients), so a forward that returns a dict (e.g. logits
-        and metrics together), which loss_fn(output, label) cannot take, fails here, naming what it returned,
-        rather than inside the loss at the first step. loss_fn itself is not called: it may count its calls."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with paddle.no_grad():
-                out = self.model(*args, **kwargs)
-        finally:
-            if was_training:
-                self.model.train()
-        if isinstance(out, dict):
-            raise TypeError(f"Trainer: {type(self.model).__name__}.forward returned a dict with keys "
-                            f"{sorted(map(str, out))[:10]} on the first batch, which loss_fn(output, label) cannot "
-                            f"take: return the logits (a Tensor) from forward and compute metrics outside it, or "
-                            f"implement PaddleHub 2.x's training_step(batch, batch_idx) / validation_step returning "
-                            f"{{'loss': ..., 'metrics': {{...}}}}.")
 
     def _batches(self, sampler, *, num_workers=None, dataset=None, name="train_dataset", stream="train",
                  index_batches=None):
@@ -257,13 +241,15 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
         try:
             self._fire("finetune_start_event", do_eval=do_eval, resumed_from=resumed)
             while self.epoch < cfg.num_epoch and not any(self._agreed_stop(stop)):
+                check_length("train_dataset", self.train_dataset, self.sampler.num_samples)
                 self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
                 index_batches = list(self.sampler)
                 batches = self._batches(self.sampler, index_batches=index_batches)
                 for group in groups(index_batches, k):
                     epoch = self.epoch
                     self._step_in_flight = self.global_step + 1
-                    value, lr, hub, samples, skipped = self._update(batches, group, self.train_metrics)
+                    value, lr, hub, samples, skipped, outputs = self._update(batches, group,
+                                                                             bool(self.train_metrics))
                     self.global_step += 1
                     self.batch_in_epoch += len(group)
                     end_of_epoch = self.batch_in_epoch == self.batches_per_epoch
@@ -271,6 +257,7 @@ class Trainer(Updates, Events, Checkpointing, Logging, Evaluation):
                         self.epoch += 1
                         self.batch_in_epoch = 0
                     self._step_in_flight = None  # from here on the state is consistent (hooks may raise)
+                    self._update_metrics(self.train_metrics, outputs)
                     bar.update(1)
                     self._count(window, value, hub, samples, skipped)
                     self._fire("run_step_event", loss=value, lr=lr, samples=samples, micro_batches=len(group),

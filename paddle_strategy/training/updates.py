@@ -9,7 +9,9 @@ averaging, the finite check, the step, the schedule and the weight average — i
     update), clear the gradients, step the schedule (gradual unfreezing), update the EMA.
 
 The update therefore equals one batch of all the group's samples (a mean loss weighted by each micro-batch's
-share), whatever k is, and a short last group of an epoch is a batch of exactly its samples.
+share), whatever k is, and a short last group of an epoch is a batch of exactly its samples. The loss and the
+first update's gradients are checked (contracts.py); the training metrics see the update's outputs only once it
+is complete, so a metric that raises leaves a consistent state, not an update half-done.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import math
 
 import paddle
 
+from .._checks import with_context
+from .contracts import backward_error, call_loss, check_loss, no_gradient_error
 from .loading import split_batch, to_numpy
 
 __all__ = ["Updates", "groups"]
@@ -30,19 +34,38 @@ def groups(index_batches, k):
 class Updates:
     """Trainer methods for one optimizer update (a mixin)."""
 
-    def _forward_loss(self, batch, batch_idx, metrics):
-        """(loss tensor, per-batch metric dict for the hub protocol)."""
-        if self.hub_protocol:
-            result = self.model.training_step(batch, batch_idx)
-            return result["loss"], {k: float(v) for k, v in (result.get("metrics") or {}).items()}
-        args, kwargs, label = split_batch(batch)
-        out = self.model(*args, **kwargs)
-        loss = self.loss_fn(out, label)
-        if metrics:
-            preds, labels = to_numpy(out), to_numpy(label)
-            for m in metrics:
-                m.update(preds, labels)
-        return loss, {}
+    def _forward_backward(self, batch, batch_idx, share, keep_outputs):
+        """Forward, loss and backward of one micro-batch, its loss weighted by `share` (its part of the update's
+        samples). Returns (the weighted loss, per-batch metrics of the hub protocol, (predictions, labels) as
+        NumPy when keep_outputs, else None)."""
+        out = label = None
+        with self.amp.autocast():
+            if self.hub_protocol:
+                result = self.model.training_step(batch, batch_idx)
+                loss = check_loss(result["loss"], f"{type(self.model).__name__}.training_step's 'loss'")
+                hub = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
+            else:
+                args, kwargs, label = split_batch(batch)
+                out = self.model(*args, **kwargs)
+                loss, hub = call_loss(self.loss_fn, out, label), {}
+        if share != 1:
+            loss = loss * share
+        try:
+            self.amp.backward(loss)
+        except Exception as exc:
+            raise backward_error(exc, None if self.hub_protocol else self.loss_fn, out, label) from exc
+        return loss, hub, ((to_numpy(out), to_numpy(label)) if keep_outputs and out is not None else None)
+
+    def _update_metrics(self, metrics, outputs):
+        """The training metrics, with the outputs of an update that is complete (so an error here leaves a
+        consistent state: finetune() again continues after that update)."""
+        try:
+            for preds, labels in outputs:
+                for m in metrics:
+                    m.update(preds, labels)
+        except Exception as exc:
+            raise with_context(exc, f"{exc} (training metrics of step {self.global_step}, an update that is "
+                                    f"complete: finetune() again continues after it)") from exc
 
     def _all_reduce_grads(self, losses):
         """Average the gradients and the micro-batch losses over the processes (one flat all_reduce); returns
@@ -90,23 +113,25 @@ class Updates:
             f"{what} at step {self.global_step + 1} ({where}); training stopped before that update. "
             + (f"The last good checkpoint, {last}, is intact." if last else "No checkpoint was written yet."))
 
-    def _update(self, batches, group, metrics):
+    def _update(self, batches, group, keep_outputs):
         """Take one optimizer update over the next len(group) batches of `batches` (group: their index lists).
-        Returns (loss of the update, lr used, hub-protocol metrics summed over samples, samples, skipped)."""
+        Returns (loss of the update, lr used, hub-protocol metrics summed over samples, samples, skipped,
+        [(predictions, labels)] of its micro-batches when keep_outputs)."""
         sizes = [len(ix) for ix in group]
         total = sum(sizes)
         first = self.batch_in_epoch
-        losses, hub = [], {}
+        losses, hub, outputs = [], {}, []
         for j, n in enumerate(sizes):
-            batch = next(batches)
-            with self.amp.autocast():
-                loss, hub_metrics = self._forward_loss(batch, first + j, metrics)
-            if n != total:  # the group's mean: each micro-batch weighted by its share of the samples
-                loss = loss * (n / total)
-            self.amp.backward(loss)
+            # the group's mean: each micro-batch weighted by its share of the samples
+            loss, hub_metrics, out = self._forward_backward(next(batches), first + j, n / total, keep_outputs)
             losses.append(loss.detach().reshape([1]).astype("float32"))
+            outputs += [out] if out is not None else []
             for key, v in hub_metrics.items():
                 hub[key] = hub.get(key, 0.0) + v * n
+        if not self._had_gradients:  # a loss not connected to the model would train nothing, silently
+            if all(p.grad is None for _, p in self._trainable if not p.stop_gradient):
+                raise no_gradient_error(loss, "training_step" if self.hub_protocol else "loss_fn")
+            self._had_gradients = True
         losses = paddle.concat(losses)
         if self.nranks > 1:  # one all_reduce per update, whatever k is; its sum is of the scaled gradients,
             values, grad_sum = self._all_reduce_grads(losses)  # finite exactly when the unscaled sum is
@@ -123,7 +148,7 @@ class Updates:
             if self.amp.skips_overflow:  # float16 overflow: skip, lower the scale, keep the schedule where it is
                 self.amp.skip()
                 self.optimizer.clear_grad()
-                return value, self.optimizer.get_lr(), hub, total, True
+                return value, self.optimizer.get_lr(), hub, total, True, outputs
             bad = self._first_nonfinite_gradient()
             if bad is not None:
                 self._stop(f"the gradient of parameter {bad!r} holds NaN or inf (loss {value:.6g})", first)
@@ -133,4 +158,4 @@ class Updates:
         self.lr_scheduler.step()
         if self.ema is not None:
             self.ema.update()
-        return value, lr, hub, total, False
+        return value, lr, hub, total, False, outputs
