@@ -190,24 +190,21 @@ class TextClassificationDataset:
     def _pair_layout(self, rows):
         """Whether examples are sentence pairs: from the first data line of the first labelled file (2 fields:
         single texts, 3: pairs), else of the predict file (1 or 2); every other line must agree."""
-        for split, (path, lines) in rows.items():
-            if lines and split != "predict":
-                n = len(lines[0][1])
-                if n not in (2, 3):
-                    raise ValueError(f"{path} line {lines[0][0]}: {n} tab-separated field(s); a {split} file has 2 "
-                                     f"(text_a, label) or 3 (text_a, text_b, label).")
-                self._layout_from = f"{os.path.basename(path)} line {lines[0][0]}"
-                return n == 3
-        if "predict" in rows and rows["predict"][1]:
-            path, lines = rows["predict"]
-            n = len(lines[0][1])
-            if n not in (1, 2):
-                raise ValueError(f"{path} line {lines[0][0]}: {n} tab-separated fields; a predict file has 1 "
-                                 f"(text_a) or 2 (text_a, text_b).")
-            self._layout_from = f"{os.path.basename(path)} line {lines[0][0]}"
-            return n == 2
-        self._layout_from = "no lines"
-        return False
+        labelled = [(split, path, lines) for split, (path, lines) in rows.items() if lines and split != "predict"]
+        if not labelled and "predict" in rows and rows["predict"][1]:
+            labelled = [("predict", *rows["predict"])]
+        if not labelled:
+            self._layout_from = "no lines"
+            return False
+        split, path, lines = labelled[0]
+        single, pair, fields = ((1, 2, "(text_a) or 2 (text_a, text_b)") if split == "predict" else
+                                (2, 3, "(text_a, label) or 3 (text_a, text_b, label)"))
+        n = len(lines[0][1])
+        if n not in (single, pair):
+            raise ValueError(f"{path} line {lines[0][0]}: {n} tab-separated field(s); a {split} file has {single} "
+                             f"{fields}.")
+        self._layout_from = f"{os.path.basename(path)} line {lines[0][0]}"
+        return n == pair
 
     def _check_rows(self, split, path, lines):
         labelled = split != "predict"

@@ -45,15 +45,20 @@ def _numpy_dtype(dtype):
     return _NUMPY_DTYPES[dtype]
 
 
+def _same_keys(saved, live, where, whose):
+    """Damaged unless `saved` has exactly the keys of `live`."""
+    for key in live:
+        if key not in saved:
+            raise Damaged(f"{where} lacks {key!r}")
+    for key in saved:
+        if key not in live:
+            raise Damaged(f"{where} has {key!r}, which {whose} has not")
+
+
 def _check_arrays(file, arrays, live, owner, what):
     """Damaged unless `arrays` has exactly the names of `live` ({name: Tensor}), each with its shape and dtype,
     and every value is finite."""
-    for name in live:
-        if name not in arrays:
-            raise Damaged(f"{file} lacks {name!r}")
-    for name in arrays:
-        if name not in live:
-            raise Damaged(f"{file} has {name!r}, which the {owner} has not")
+    _same_keys(arrays, live, file, f"the {owner}")
     for name, tensor in live.items():
         a, want = arrays[name], (_numpy_dtype(tensor.dtype), list(tensor.shape))
         if (a.dtype.name, list(a.shape)) != want:
@@ -94,12 +99,7 @@ def _like(saved, live, where):
     if isinstance(live, dict):
         if not isinstance(saved, dict):
             raise Damaged(f"trainer_state.json: {where} is {shown(saved)}, not a mapping")
-        for key in live:
-            if key not in saved:
-                raise Damaged(f"trainer_state.json: {where} lacks {key!r}")
-        for key in saved:
-            if key not in live:
-                raise Damaged(f"trainer_state.json: {where} has {key!r}, which this run's has not")
+        _same_keys(saved, live, f"trainer_state.json: {where}", "this run's")
         for key in live:
             _like(saved[key], live[key], f"{where}.{key}")
         return
