@@ -225,6 +225,13 @@ def check_strings(where: str, values, *, non_empty: bool = False) -> list:
     return list(values)
 
 
+def check_path(where: str, value, what: str = "a non-empty path") -> str:
+    """A non-empty path string, with ~ and $NAME expanded (expand_path)."""
+    if not isinstance(value, str) or not value.strip():
+        raise (TypeError if not isinstance(value, str) else ValueError)(f"{where} must be {what}, got {shown(value)}.")
+    return expand_path(where, value)
+
+
 def expand_path(where: str, value):
     """A path with `~` / `~user` and environment variables ($NAME, ${NAME}) expanded, as a shell would; a
     variable that is not set or a user that does not exist is an error naming `where` (without it `~/runs` and

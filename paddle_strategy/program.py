@@ -22,7 +22,7 @@ import os
 
 import paddle
 
-from ._checks import check_bool, check_choice, check_keys, check_number, check_strings, expand_path, shown
+from ._checks import check_bool, check_choice, check_keys, check_number, check_path, check_strings, shown
 from .sections import (build_architecture, build_collate, build_datasets, build_loss, build_metrics,
                        check_architecture, check_loss, check_metric, check_part, is_builtin_dataset, train_size)
 from .strategies import strategy_from_config
@@ -122,23 +122,15 @@ def _check_trainer_keys(g):
         g["early_stopping"] = es
 
 
-def _check_path(where, value):
-    """A non-empty path, with ~ and $NAME expanded."""
-    if not isinstance(value, str) or not value.strip():
-        raise (TypeError if not isinstance(value, str) else ValueError)(
-            f"{where} must be a non-empty path, got {shown(value)}.")
-    return expand_path(where, value)
-
-
 def _check_paths(g):
     """Global's paths, expanded; save_model_dir must be a folder or become one, pretrained_model a weights file:
     checked here, not after the model has loaded."""
-    g["save_model_dir"] = _check_path("Global.save_model_dir", g["save_model_dir"])
+    g["save_model_dir"] = check_path("Global.save_model_dir", g["save_model_dir"])
     _check_folder("Global.save_model_dir", g["save_model_dir"])
     if g["checkpoints"] is not None:
-        g["checkpoints"] = _check_path("Global.checkpoints", g["checkpoints"])
+        g["checkpoints"] = check_path("Global.checkpoints", g["checkpoints"])
     if g["pretrained_model"] is not None:
-        path = g["pretrained_model"] = _check_path("Global.pretrained_model", g["pretrained_model"])
+        path = g["pretrained_model"] = check_path("Global.pretrained_model", g["pretrained_model"])
         if os.path.isdir(path):
             raise ValueError(f"Global.pretrained_model: {shown(path)} is a directory; give the .pdparams file "
                              f"(to resume from a checkpoint directory use Global.checkpoints).")

@@ -19,8 +19,8 @@ from __future__ import annotations
 import inspect
 import os
 
-from ._checks import (check_bool, check_choice, check_keys, check_number, check_numbers, did_you_mean, expand_path,
-                      shown)
+from ._checks import (check_bool, check_choice, check_keys, check_number, check_numbers, check_path, did_you_mean,
+                      expand_path, shown)
 from .registry import bind_function, check_arguments, paddle_losses, resolve
 
 __all__ = ["check_architecture", "check_part", "check_loss", "check_metric", "build_architecture",
@@ -149,10 +149,7 @@ def _check_tokenizer_path(where, path):
     """The path (~ and $NAME expanded) of an existing tokenizer.json, or None."""
     if path is None:
         return None
-    if not isinstance(path, str) or not path:
-        raise TypeError(f"{where} must be the path of a tokenizers tokenizer.json (or null: the embedded MiniLM "
-                        f"tokenizer), got {shown(path)}.")
-    path = expand_path(where, path)
+    path = check_path(where, path, "the path of a tokenizers tokenizer.json (or null: the embedded MiniLM tokenizer)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{where}: {path} does not exist.")
     return path
