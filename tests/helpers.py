@@ -164,3 +164,24 @@ def torch_warm_restarts_at(epoch, T_0, T_mult, eta_min, lr):
     else:
         T_cur, T_i = epoch, T_0
     return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
+
+
+def tagged(tag):
+    """pids of live processes (zombies excluded) whose environment holds PS_FAULT_TAG=tag."""
+    import os
+    want = f"PS_FAULT_TAG={tag}".encode()
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if want not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except OSError:
+            continue
+        pids.append(int(pid))
+    return pids

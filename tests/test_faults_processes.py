@@ -28,26 +28,7 @@ import trainer_worker  # noqa: E402
 from helpers import assert_same_params as assert_same  # noqa: E402
 from helpers import checkpoint_steps as steps  # noqa: E402
 from helpers import final_params as params  # noqa: E402
-
-
-def tagged(tag):
-    """pids of live processes (zombies excluded) whose environment holds PS_FAULT_TAG=tag."""
-    want = f"PS_FAULT_TAG={tag}".encode()
-    pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if want not in f.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except OSError:
-            continue
-        pids.append(int(pid))
-    return pids
+from helpers import tagged  # noqa: E402
 
 
 class Runs:

@@ -15,7 +15,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from helpers import assert_same_params, checkpoint_steps, final_params  # noqa: E402
+from helpers import assert_same_params, checkpoint_steps, final_params, tagged  # noqa: E402
 
 WORKER = os.path.join(HERE, "trainer_worker.py")
 COMMON = ["--batch-size", "4", "--samples", "64"]  # 2 processes x 4: 8 updates an epoch, 24 in all
@@ -53,24 +53,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def tagged(tag):
-    """pids of live, non-zombie processes whose environment holds PS_FAULT_TAG=tag."""
-    want = f"PS_FAULT_TAG={tag}".encode()
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if want not in f.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except OSError:
-            continue
-        pids.append(int(pid))
-    return pids
 
 
 def wait_for(predicate, timeout, what):
