@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 
-import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
